@@ -1,0 +1,200 @@
+// SqliteStore: the Store on one SQLite file (WAL), the coordinator's real
+// storage.
+#ifndef SWEEPQ_SERVER_STORE_SQLITE_STORE_H_
+#define SWEEPQ_SERVER_STORE_SQLITE_STORE_H_
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <utility>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/functional/function_ref.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "server/store/group_commit_writer.h"
+#include "server/store/sqlite_db.h"
+#include "server/store/store.h"
+#include "sweepq/v1/coordinator.pb.h"
+
+namespace sweepq::store {
+
+// How SqliteStore::Open opens the database.
+struct SqliteStoreOptions {
+  // The database file; created (with the schema) if missing. Must be a
+  // real file: the writer and the readers are separate connections.
+  std::string path;
+  // PRAGMA synchronous=FULL: fsync the WAL on every commit, so that an OK
+  // write also survives a power loss (NORMAL survives a process crash).
+  bool synchronous_full = false;
+  // Read-only connections serving reads concurrently (>= 1).
+  int reader_connections = 4;
+  // Most write operations committed in one transaction.
+  size_t max_group_commit_ops = 256;
+  // How long a connection waits for a lock held by another process.
+  int busy_timeout_ms = 5000;
+};
+
+// A Store on a SQLite database in WAL mode, as store.h and the contract
+// suite (tests/server/store/store_contract.h) describe. The schema is
+// migrations/*.sql, applied at Open.
+//
+// Writes go to one connection owned by a GroupCommitWriter: every write
+// method queues its work and blocks until the group it ran in is committed
+// (so OK means committed). Each write method is one operation in its own
+// savepoint, hence atomic and isolated from the others in its group.
+// Reads run on a pool of read-only connections, each call in one read
+// transaction (a consistent snapshot), concurrently with each other and
+// with the writer; a read sees every write that returned before it began.
+//
+// Thread safety: every method may be called from any thread concurrently.
+// Only one SqliteStore (one process) may open a file at a time.
+class SqliteStore : public Store {
+ public:
+  // Opens (or creates) the database, applies pending migrations and starts
+  // the writer thread. INVALID_ARGUMENT for bad options; FAILED_PRECONDITION
+  // for a database newer than this binary; the SQLite error otherwise.
+  static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(
+      const SqliteStoreOptions& options);
+
+  // Commits every write already queued, stops the writer thread and closes
+  // the connections. No call may be in progress.
+  ~SqliteStore() override;
+
+  SqliteStore(const SqliteStore&) = delete;
+  SqliteStore& operator=(const SqliteStore&) = delete;
+
+  // ---- Teams ----
+
+  // See Store::CreateTeam. INVALID_ARGUMENT for an empty name.
+  absl::StatusOr<int64_t> CreateTeam(const std::string& name,
+                                     const std::string& member_token_hash,
+                                     const std::string& worker_token_hash,
+                                     int64_t now_ms) override;
+  // See Store::FindToken. An empty hash is NOT_FOUND.
+  absl::StatusOr<TeamPrincipal> FindToken(
+      const std::string& token_hash) override;
+  // See Store::RotateToken.
+  absl::Status RotateToken(const std::string& team_name, Role role,
+                           const std::string& new_hash) override;
+
+  // ---- Sweeps and runs ----
+
+  // See Store::InsertSweep. NOT_FOUND for an unknown team, INVALID_ARGUMENT
+  // for max_attempts 0.
+  absl::StatusOr<InsertSweepResult> InsertSweep(int64_t team_id,
+                                                const NewSweep& sweep,
+                                                int64_t now_ms) override;
+  // See Store::GetSweep.
+  absl::StatusOr<sweepq::v1::Sweep> GetSweep(int64_t team_id,
+                                             int64_t sweep_id) override;
+  // See Store::ListRuns. `limit` 0 means 100; NOT_FOUND for a foreign
+  // filter.sweep_id.
+  absl::StatusOr<std::vector<sweepq::v1::Run>> ListRuns(
+      int64_t team_id, const RunFilter& filter) override;
+  // See Store::GetRun.
+  absl::StatusOr<sweepq::v1::Run> GetRun(int64_t team_id,
+                                         int64_t run_id) override;
+  // See Store::CancelRun.
+  absl::StatusOr<sweepq::v1::Run> CancelRun(int64_t team_id, int64_t run_id,
+                                            int64_t now_ms) override;
+  // See Store::CancelSweep.
+  absl::StatusOr<std::pair<uint32_t, uint32_t>> CancelSweep(
+      int64_t team_id, int64_t sweep_id, int64_t now_ms) override;
+  // See Store::RetryRun.
+  absl::StatusOr<sweepq::v1::Run> RetryRun(int64_t team_id, int64_t run_id,
+                                           int64_t now_ms) override;
+  // See Store::Leaderboard. `top` 0 means 20; NOT_FOUND for a foreign
+  // query.sweep_id. One indexed query, then one per entry for its metrics.
+  absl::StatusOr<std::vector<sweepq::v1::LeaderboardEntry>> Leaderboard(
+      int64_t team_id, const LeaderboardQuery& query) override;
+  // See Store::ReadRunStream. `limit` 0 means no limit.
+  absl::StatusOr<WatchBatch> ReadRunStream(int64_t team_id, int64_t run_id,
+                                           int64_t after_metric_seq,
+                                           int64_t after_event_seq,
+                                           uint32_t limit) override;
+
+  // ---- Workers ----
+
+  // See Store::UpsertWorker. INVALID_ARGUMENT for an empty worker_id,
+  // NOT_FOUND for an unknown team.
+  absl::StatusOr<sweepq::v1::Worker> UpsertWorker(
+      int64_t team_id, const sweepq::v1::Worker& worker,
+      int64_t now_ms) override;
+  // See Store::ListWorkers. Ordered by worker_id.
+  absl::StatusOr<std::vector<sweepq::v1::Worker>> ListWorkers(
+      int64_t team_id) override;
+  // See Store::GetWorker.
+  absl::StatusOr<sweepq::v1::Worker> GetWorker(
+      int64_t team_id, const std::string& worker_id) override;
+  // See Store::DrainWorker.
+  absl::StatusOr<sweepq::v1::Worker> DrainWorker(
+      int64_t team_id, const std::string& worker_id) override;
+  // See Store::ClearWorker.
+  absl::StatusOr<sweepq::v1::Worker> ClearWorker(
+      int64_t team_id, const std::string& worker_id) override;
+
+  // ---- Leases ----
+
+  // See Store::LeaseRun.
+  absl::StatusOr<std::optional<LeaseGrant>> LeaseRun(
+      int64_t team_id, const std::string& worker_id,
+      const std::vector<std::string>& datasets, int64_t now_ms,
+      int64_t ttl_ms) override;
+  // See Store::Heartbeat.
+  absl::StatusOr<HeartbeatResult> Heartbeat(int64_t team_id,
+                                            const std::string& worker_id,
+                                            const sweepq::v1::LeaseRef& lease,
+                                            int64_t now_ms,
+                                            int64_t ttl_ms) override;
+  // See Store::AppendEvents. NaN values are stored as NULL and read back
+  // as NaN; +-Inf are stored as they are.
+  absl::StatusOr<sweepq::v1::Directive> AppendEvents(
+      int64_t team_id, const sweepq::v1::LeaseRef& lease, uint64_t batch_seq,
+      const std::vector<sweepq::v1::MetricPoint>& points,
+      const std::vector<sweepq::v1::RunEvent>& events, int64_t now_ms) override;
+  // See Store::AddArtifact.
+  absl::Status AddArtifact(int64_t team_id, const sweepq::v1::LeaseRef& lease,
+                           const sweepq::v1::Artifact& artifact) override;
+  // See Store::ListArtifacts. Ordered by (attempt, name).
+  absl::StatusOr<std::vector<sweepq::v1::Artifact>> ListArtifacts(
+      int64_t team_id, int64_t run_id) override;
+  // See Store::FinishRun. INVALID_ARGUMENT for OUTCOME_UNSPECIFIED.
+  absl::StatusOr<sweepq::v1::RunState> FinishRun(
+      int64_t team_id, const FinishRequest& request) override;
+  // See Store::ExpireLeases. Results by run id ascending.
+  absl::StatusOr<std::vector<ExpiredLease>> ExpireLeases(
+      int64_t now_ms) override;
+  // See Store::NextLeaseExpiry.
+  absl::StatusOr<std::optional<int64_t>> NextLeaseExpiry() override;
+
+ private:
+  using DbFn = absl::FunctionRef<absl::Status(Database&)>;
+
+  SqliteStore(std::unique_ptr<GroupCommitWriter> writer,
+              std::vector<std::unique_ptr<Database>> readers);
+
+  // Runs `fn` in a read transaction on an idle reader connection, waiting
+  // for one if all are busy. Returns the error of `fn` or of SQLite.
+  absl::Status Read(DbFn fn);
+
+  // Runs `fn` as one operation of the group-commit writer and returns once
+  // it is committed (or failed, with nothing of it kept).
+  absl::Status Write(DbFn fn) { return writer_->Run(fn); }
+
+  // Destroyed last: drains the queued writes after the readers are closed.
+  std::unique_ptr<GroupCommitWriter> writer_;
+  std::vector<std::unique_ptr<Database>> readers_;
+
+  absl::Mutex readers_mu_;
+  absl::CondVar reader_returned_;
+  std::vector<Database*> idle_readers_ ABSL_GUARDED_BY(readers_mu_);
+};
+
+}  // namespace sweepq::store
+
+#endif  // SWEEPQ_SERVER_STORE_SQLITE_STORE_H_
