@@ -1,0 +1,390 @@
+// Coordinator load benchmark: N simulated workers on loopback doing
+// lease -> K ReportEvents batches -> FinishRun against a real sweepq-server
+// (in this process, real SQLite file, real gRPC), then Leaderboard latency
+// at 100,000 runs, then the same trial shape through Optuna 3 with SQLite
+// storage (the reference a team would otherwise use), measured in the same
+// run so the ratio is meaningful on a noisy shared machine.
+//
+//   bench/run_coordinator_bench.sh build     (make bench-coordinator)
+//
+// Last line: coordinator: ratio=<ours/optuna trials per s>
+//            points_per_s=<n> leaderboard_p99_ms=<n>
+#include <grpcpp/grpcpp.h>
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <iostream>
+#include <memory>
+#include <mutex>
+#include <regex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/clock.h"
+#include "glog/logging.h"
+#include "server/server.h"
+#include "sweepq/v1/coordinator.grpc.pb.h"
+
+ABSL_FLAG(int, workers, 64, "simulated workers (client threads)");
+ABSL_FLAG(int, seconds, 8, "duration of each load phase");
+ABSL_FLAG(int, batches, 10, "ReportEvents batches per trial (K)");
+ABSL_FLAG(int, points_per_batch, 1000,
+          "metric points per batch in the throughput phase");
+ABSL_FLAG(int, leaderboard_runs, 100'000, "runs on the leaderboard phase");
+ABSL_FLAG(int, leaderboard_queries, 300, "Leaderboard calls measured");
+ABSL_FLAG(int, optuna_trials, 150, "trials of the Optuna reference");
+ABSL_FLAG(std::string, python, "/usr/bin/python3",
+          "Python with optuna (Debian's python3-optuna)");
+ABSL_FLAG(std::string, optuna_script, "bench/optuna_reference.py",
+          "the Optuna reference script");
+ABSL_FLAG(std::string, work_dir, "", "scratch directory (default: a temp dir)");
+
+namespace {
+
+namespace v1 = ::sweepq::v1;
+using Clock = std::chrono::steady_clock;
+
+double Ms(Clock::duration d) {
+  return std::chrono::duration<double, std::milli>(d).count();
+}
+
+double Percentile(std::vector<double> v, double p) {
+  if (v.empty()) return 0;
+  std::sort(v.begin(), v.end());
+  size_t i = static_cast<size_t>(p * static_cast<double>(v.size() - 1) + 0.5);
+  return v[std::min(i, v.size() - 1)];
+}
+
+std::unique_ptr<grpc::ClientContext> Ctx(const std::string& token) {
+  auto ctx = std::make_unique<grpc::ClientContext>();
+  ctx->AddMetadata("authorization", "Bearer " + token);
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(60));
+  return ctx;
+}
+
+std::string SweepYaml(int runs) {
+  return absl::StrCat(R"(
+method: random
+run_cap: )", runs, R"(
+seed: 1
+config:
+  data: {dataset: mask}
+  model: {name: small_cnn}
+  train: {epochs: 10}
+parameters:
+  optimizer.lr: {distribution: log_uniform, min: 0.0001, max: 0.01}
+)");
+}
+
+struct PhaseResult {
+  double seconds = 0;
+  int64_t trials = 0;
+  int64_t points = 0;
+  std::vector<double> lease_ms;
+  std::vector<double> report_ms;
+};
+
+// Runs `workers` threads doing lease -> batches -> finish for `seconds`.
+PhaseResult RunLoad(const std::string& address, const std::string& member,
+                    const std::string& worker_token, int workers, int seconds,
+                    int batches, int points_per_batch, const std::string& tag) {
+  // Enough queued runs for the phase (each trial consumes one).
+  {
+    auto channel =
+        grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+    auto team = v1::TeamService::NewStub(channel);
+    for (int i = 0; i < 6; ++i) {
+      v1::SubmitSweepRequest req;
+      req.set_spec_yaml(SweepYaml(10'000));
+      v1::SubmitSweepResponse resp;
+      grpc::Status s = team->SubmitSweep(Ctx(member).get(), req, &resp);
+      CHECK(s.ok()) << s.error_message();
+    }
+  }
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  for (int i = 0; i < 8; ++i) {
+    grpc::ChannelArguments args;
+    args.SetInt("sweepq.bench.channel", i);  // distinct connections
+    channels.push_back(grpc::CreateCustomChannel(
+        address, grpc::InsecureChannelCredentials(), args));
+  }
+  std::atomic<bool> stop{false};
+  std::atomic<int64_t> trials{0}, points{0};
+  std::mutex mu;
+  PhaseResult result;
+  const auto start = Clock::now();
+  std::vector<std::thread> threads;
+  for (int w = 0; w < workers; ++w) {
+    threads.emplace_back([&, w] {
+      auto stub = v1::WorkerService::NewStub(channels[w % channels.size()]);
+      const std::string id = absl::StrCat(tag, "-w", w);
+      v1::RegisterWorkerRequest reg;
+      reg.set_worker_id(id);
+      reg.add_datasets("mask");
+      v1::RegisterWorkerResponse registered;
+      CHECK(stub->RegisterWorker(Ctx(worker_token).get(), reg, &registered).ok());
+      std::vector<double> lease_ms, report_ms;
+      int64_t step = 0;
+      while (!stop) {
+        v1::LeaseRequest lr;
+        lr.set_worker_id(id);
+        v1::LeaseResponse leased;
+        auto t0 = Clock::now();
+        grpc::Status s = stub->Lease(Ctx(worker_token).get(), lr, &leased);
+        lease_ms.push_back(Ms(Clock::now() - t0));
+        CHECK(s.ok()) << s.error_message();
+        if (!leased.granted()) break;
+        for (int b = 1; b <= batches && !stop; ++b) {
+          v1::ReportEventsRequest req;
+          *req.mutable_lease() = leased.lease();
+          req.set_batch_seq(static_cast<uint64_t>(b));
+          for (int p = 0; p < points_per_batch; ++p) {
+            auto* point = req.add_points();
+            point->set_name(p % 2 == 0 ? "val_f1" : "train_loss");
+            point->set_step(step++);
+            point->set_value(0.001 * static_cast<double>(p % 997));
+          }
+          v1::ReportEventsResponse resp;
+          t0 = Clock::now();
+          s = stub->ReportEvents(Ctx(worker_token).get(), req, &resp);
+          report_ms.push_back(Ms(Clock::now() - t0));
+          CHECK(s.ok()) << s.error_message();
+          points += points_per_batch;
+        }
+        v1::FinishRunRequest fr;
+        *fr.mutable_lease() = leased.lease();
+        fr.set_worker_id(id);
+        fr.set_outcome(v1::OUTCOME_SUCCEEDED);
+        v1::FinishRunResponse finished;
+        s = stub->FinishRun(Ctx(worker_token).get(), fr, &finished);
+        CHECK(s.ok()) << s.error_message();
+        ++trials;
+      }
+      std::lock_guard<std::mutex> lock(mu);
+      result.lease_ms.insert(result.lease_ms.end(), lease_ms.begin(),
+                             lease_ms.end());
+      result.report_ms.insert(result.report_ms.end(), report_ms.begin(),
+                              report_ms.end());
+    });
+  }
+  std::this_thread::sleep_for(std::chrono::seconds(seconds));
+  stop = true;
+  for (auto& t : threads) t.join();
+  result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
+  result.trials = trials;
+  result.points = points;
+  return result;
+}
+
+// Fills a fresh team with `runs` finished runs with a best value each,
+// through the Store directly (setting up 100k runs over gRPC would only
+// measure the set-up), then times Leaderboard over gRPC.
+std::vector<double> LeaderboardLatency(sweepq::server::CoordinatorServer* server,
+                                       const std::string& address,
+                                       const std::string& db, int runs,
+                                       int queries) {
+  auto tokens = server->coordinator()->CreateTeam("board");
+  CHECK(tokens.ok());
+  auto channel =
+      grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  auto team = v1::TeamService::NewStub(channel);
+  auto workers = v1::WorkerService::NewStub(channel);
+  int remaining = runs;
+  std::vector<int64_t> sweep_ids;
+  while (remaining > 0) {
+    int n = std::min(remaining, 10'000);
+    v1::SubmitSweepRequest req;
+    req.set_spec_yaml(SweepYaml(n));
+    v1::SubmitSweepResponse resp;
+    CHECK(team->SubmitSweep(Ctx(tokens->member_token).get(), req, &resp).ok());
+    sweep_ids.push_back(resp.sweep_id());
+    remaining -= n;
+  }
+  // 32 threads drive lease -> one batch -> finish so group commit batches
+  // them; this is set-up, not measured.
+  std::atomic<int> done{0};
+  std::vector<std::thread> threads;
+  for (int w = 0; w < 32; ++w) {
+    threads.emplace_back([&, w] {
+      const std::string id = absl::StrCat("board-w", w);
+      v1::RegisterWorkerRequest reg;
+      reg.set_worker_id(id);
+      reg.add_datasets("mask");
+      v1::RegisterWorkerResponse registered;
+      CHECK(workers->RegisterWorker(Ctx(tokens->worker_token).get(), reg,
+                                    &registered)
+                .ok());
+      uint64_t x = static_cast<uint64_t>(w) * 2654435761u + 1;
+      while (true) {
+        v1::LeaseRequest lr;
+        lr.set_worker_id(id);
+        v1::LeaseResponse leased;
+        CHECK(workers->Lease(Ctx(tokens->worker_token).get(), lr, &leased).ok());
+        if (!leased.granted()) return;
+        v1::ReportEventsRequest req;
+        *req.mutable_lease() = leased.lease();
+        req.set_batch_seq(1);
+        x = x * 6364136223846793005ULL + 1442695040888963407ULL;
+        double f1 = static_cast<double>(x >> 11) / 9007199254740992.0;
+        for (const char* name : {"val_f1", "val_acc", "val_loss"}) {
+          auto* p = req.add_points();
+          p->set_name(name);
+          p->set_step(static_cast<int64_t>(x % 30));
+          p->set_value(f1);
+        }
+        v1::ReportEventsResponse rr;
+        CHECK(workers->ReportEvents(Ctx(tokens->worker_token).get(), req, &rr)
+                  .ok());
+        v1::FinishRunRequest fr;
+        *fr.mutable_lease() = leased.lease();
+        fr.set_worker_id(id);
+        fr.set_outcome(v1::OUTCOME_SUCCEEDED);
+        v1::FinishRunResponse fin;
+        CHECK(workers->FinishRun(Ctx(tokens->worker_token).get(), fr, &fin)
+                  .ok());
+        int d = ++done;
+        if (d % 20'000 == 0) {
+          std::cerr << "  leaderboard set-up: " << d << "/" << runs
+                    << " runs finished\n";
+        }
+      }
+    });
+  }
+  for (auto& t : threads) t.join();
+
+  std::vector<double> latencies;
+  for (int q = 0; q < queries; ++q) {
+    v1::LeaderboardRequest req;
+    // Alternate team-wide and per-sweep boards, as people use both.
+    if (q % 2 == 1) req.set_sweep_id(sweep_ids[q % sweep_ids.size()]);
+    req.set_top(20);
+    v1::LeaderboardResponse resp;
+    auto t0 = Clock::now();
+    grpc::Status s =
+        team->Leaderboard(Ctx(tokens->member_token).get(), req, &resp);
+    latencies.push_back(Ms(Clock::now() - t0));
+    CHECK(s.ok()) << s.error_message();
+    CHECK_EQ(resp.entries_size(), 20);
+  }
+  return latencies;
+}
+
+// Runs the Optuna reference; returns its trials per second (0 if missing).
+double RunOptuna(const std::string& dir, int trials, int reports) {
+  std::string cmd = absl::StrCat(absl::GetFlag(FLAGS_python), " ",
+                                 absl::GetFlag(FLAGS_optuna_script),
+                                 " --storage sqlite:///", dir, "/optuna.db",
+                                 " --trials ", trials, " --reports ", reports);
+  FILE* pipe = popen(cmd.c_str(), "r");
+  if (pipe == nullptr) return 0;
+  std::string out;
+  char buf[512];
+  while (fgets(buf, sizeof(buf), pipe) != nullptr) out += buf;
+  int rc = pclose(pipe);
+  std::smatch m;
+  if (rc != 0 ||
+      !std::regex_search(out, m, std::regex("trials_per_s=([0-9.eE+-]+)"))) {
+    std::cerr << "optuna reference failed (rc " << rc << "): " << out
+              << "\n(is python3-optuna installed? make bench-coordinator "
+                 "installs it)\n";
+    return 0;
+  }
+  std::cout << out;
+  return std::stod(m[1]);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  absl::ParseCommandLine(argc, argv);
+  FLAGS_logtostderr = true;
+  FLAGS_minloglevel = 1;  // the server's per-lease INFO lines would dominate
+  google::InitGoogleLogging(argv[0]);
+
+  std::string dir = absl::GetFlag(FLAGS_work_dir);
+  if (dir.empty()) {
+    std::string pattern = "/tmp/sweepq-bench-XXXXXX";
+    CHECK(mkdtemp(pattern.data()) != nullptr);
+    dir = pattern;
+  }
+  std::filesystem::create_directories(dir);
+  sweepq::server::ServerOptions options;
+  options.db_path = dir + "/sweepq.db";
+  options.artifacts_dir = dir + "/artifacts";
+  options.listen = "127.0.0.1:0";
+  options.coordinator.max_lease_wait_ms = 0;
+  auto server = sweepq::server::CoordinatorServer::Start(options);
+  CHECK(server.ok()) << server.status();
+  const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
+  auto tokens = (*server)->coordinator()->CreateTeam("bench");
+  CHECK(tokens.ok());
+
+  const int workers = absl::GetFlag(FLAGS_workers);
+  const int seconds = absl::GetFlag(FLAGS_seconds);
+  const int batches = absl::GetFlag(FLAGS_batches);
+  std::cout << absl::StrFormat(
+      "sweepq coordinator bench: %d workers, %d s per phase, K=%d batches\n",
+      workers, seconds, batches);
+
+  // Phase 1: the trial shape of the reference (one point per report).
+  PhaseResult trial = RunLoad(address, tokens->member_token,
+                              tokens->worker_token, workers, seconds, batches,
+                              1, "trial");
+  const double ours_trials = static_cast<double>(trial.trials) / trial.seconds;
+  std::cout << absl::StrFormat(
+      "ours   trial shape (lease -> %d x 1-point batch -> finish): "
+      "%.0f trials/s, lease p50 %.2f ms p99 %.2f ms, report p50 %.2f ms "
+      "p99 %.2f ms\n",
+      batches, ours_trials, Percentile(trial.lease_ms, 0.5),
+      Percentile(trial.lease_ms, 0.99), Percentile(trial.report_ms, 0.5),
+      Percentile(trial.report_ms, 0.99));
+
+  // Phase 2: metric throughput with realistic spool-sized batches.
+  const int ppb = absl::GetFlag(FLAGS_points_per_batch);
+  PhaseResult load = RunLoad(address, tokens->member_token,
+                             tokens->worker_token, workers, seconds, batches,
+                             ppb, "load");
+  const double points_per_s = static_cast<double>(load.points) / load.seconds;
+  std::cout << absl::StrFormat(
+      "ours   throughput (%d-point batches): %.0f acked points/s, %.0f "
+      "leases/s, lease p50 %.2f ms p99 %.2f ms, report p50 %.2f ms p99 %.2f "
+      "ms\n",
+      ppb, points_per_s, static_cast<double>(load.trials) / load.seconds,
+      Percentile(load.lease_ms, 0.5), Percentile(load.lease_ms, 0.99),
+      Percentile(load.report_ms, 0.5), Percentile(load.report_ms, 0.99));
+
+  // Phase 3: leaderboard at N runs.
+  const int board_runs = absl::GetFlag(FLAGS_leaderboard_runs);
+  std::vector<double> board = LeaderboardLatency(
+      server->get(), address, options.db_path, board_runs,
+      absl::GetFlag(FLAGS_leaderboard_queries));
+  const double board_p99 = Percentile(board, 0.99);
+  std::cout << absl::StrFormat(
+      "ours   leaderboard at %d runs (top 20, team and sweep): p50 %.2f ms "
+      "p99 %.2f ms\n",
+      board_runs, Percentile(board, 0.5), board_p99);
+  (*server)->Shutdown();
+
+  // Reference: Optuna 3 + SQLite storage, same trial shape.
+  const double optuna =
+      RunOptuna(dir, absl::GetFlag(FLAGS_optuna_trials), batches);
+  std::cout << absl::StrFormat(
+      "optuna trial shape (ask -> %d x report -> tell, SQLite storage): %.1f "
+      "trials/s\n",
+      batches, optuna);
+  const double ratio = optuna > 0 ? ours_trials / optuna : 0;
+  std::cout << absl::StrFormat(
+      "coordinator: ratio=%.1f points_per_s=%.0f leaderboard_p99_ms=%.2f\n",
+      ratio, points_per_s, board_p99);
+  std::error_code ec;
+  if (absl::GetFlag(FLAGS_work_dir).empty()) std::filesystem::remove_all(dir, ec);
+  return 0;
+}

@@ -1,0 +1,570 @@
+#include "server/coordinator.h"
+
+#include <algorithm>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
+#include "common/crypto.h"
+#include "common/status_macros.h"
+#include "common/sweep.h"
+#include "glog/logging.h"
+
+namespace sweepq::server {
+namespace {
+
+using sweepq::v1::RunState;
+
+// Tokens: 43 URL-safe characters = 258 bits.
+constexpr size_t kTokenLength = 43;
+// A waiting Lease / WatchRun re-checks cancellation this often.
+constexpr absl::Duration kWaitSlice = absl::Milliseconds(200);
+
+absl::Status CheckLength(absl::string_view field, absl::string_view value,
+                         size_t max) {
+  if (value.size() > max) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        field, " is ", value.size(), " bytes; the limit is ", max));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckLease(const sweepq::v1::LeaseRef& lease) {
+  if (lease.run_id() <= 0 || lease.attempt() == 0 || lease.lease_id() == 0) {
+    return absl::InvalidArgumentError(
+        "lease must name run_id, attempt and lease_id");
+  }
+  return absl::OkStatus();
+}
+
+bool IsFinal(RunState s) {
+  return s == sweepq::v1::RUN_STATE_SUCCEEDED ||
+         s == sweepq::v1::RUN_STATE_FAILED ||
+         s == sweepq::v1::RUN_STATE_CANCELLED ||
+         s == sweepq::v1::RUN_STATE_PRUNED;
+}
+
+}  // namespace
+
+Coordinator::Coordinator(store::Store* store, const Clock* clock,
+                         ArtifactStore* artifacts, CoordinatorOptions options)
+    : store_(store),
+      clock_(clock),
+      artifacts_(artifacts),
+      options_(std::move(options)) {
+  if (options_.run_expiry_thread) {
+    expiry_thread_ = std::thread([this] { ExpiryLoop(); });
+  }
+}
+
+Coordinator::~Coordinator() {
+  Shutdown();
+  if (expiry_thread_.joinable()) expiry_thread_.join();
+}
+
+void Coordinator::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  shutting_down_ = true;
+  queue_changed_.SignalAll();
+  events_appended_.SignalAll();
+}
+
+void Coordinator::NotifyQueueChanged() {
+  absl::MutexLock lock(&mu_);
+  ++queue_generation_;
+  queue_changed_.SignalAll();
+}
+
+void Coordinator::NotifyEventsAppended() {
+  absl::MutexLock lock(&mu_);
+  ++event_generation_;
+  events_appended_.SignalAll();
+}
+
+// ---- Teams ----
+
+absl::StatusOr<Coordinator::NewTeamTokens> Coordinator::CreateTeam(
+    const std::string& name) {
+  if (name.empty()) return absl::InvalidArgumentError("team name is empty");
+  RETURN_IF_ERROR(CheckLength("team name", name, kMaxNameBytes));
+  NewTeamTokens tokens{RandomToken(kTokenLength), RandomToken(kTokenLength)};
+  RETURN_IF_ERROR(store_
+                      ->CreateTeam(name, Sha256Hex(tokens.member_token),
+                                   Sha256Hex(tokens.worker_token),
+                                   clock_->NowMs())
+                      .status());
+  return tokens;
+}
+
+absl::StatusOr<std::string> Coordinator::RotateToken(const std::string& team,
+                                                     store::Role role) {
+  std::string token = RandomToken(kTokenLength);
+  RETURN_IF_ERROR(store_->RotateToken(team, role, Sha256Hex(token)));
+  return token;
+}
+
+// ---- People ----
+
+absl::StatusOr<sweepq::v1::SubmitSweepResponse> Coordinator::SubmitSweep(
+    int64_t team_id, const sweepq::v1::SubmitSweepRequest& request) {
+  RETURN_IF_ERROR(CheckLength("spec_yaml", request.spec_yaml(), kMaxSpecBytes));
+  RETURN_IF_ERROR(CheckLength("name", request.name(), kMaxNameBytes));
+  RETURN_IF_ERROR(CheckLength("idempotency_key", request.idempotency_key(),
+                              kMaxNameBytes));
+  SweepLimits limits;
+  limits.max_runs = options_.max_runs_per_sweep;
+  ASSIGN_OR_RETURN(ExpandedSweep expanded,
+                   ExpandSweepYaml(request.spec_yaml(), "sweep", limits));
+  if (expanded.runs.empty()) {
+    return absl::InvalidArgumentError("sweep expands to no runs");
+  }
+  store::NewSweep sweep;
+  sweep.name = !request.name().empty() ? request.name() : expanded.name;
+  sweep.spec_yaml = request.spec_yaml();
+  sweep.metric = expanded.metric;
+  sweep.goal = expanded.goal;
+  sweep.priority = request.priority();
+  sweep.max_attempts = expanded.max_attempts;
+  sweep.idempotency_key = request.idempotency_key();
+  sweep.runs.reserve(expanded.runs.size());
+  for (ExpandedRun& run : expanded.runs) {
+    store::NewRun r;
+    r.dataset = run.config.data().dataset();
+    r.config = std::move(run.config);
+    r.params = std::move(run.params);
+    sweep.runs.push_back(std::move(r));
+  }
+  ASSIGN_OR_RETURN(store::InsertSweepResult inserted,
+                   store_->InsertSweep(team_id, sweep, clock_->NowMs()));
+  if (!inserted.existing) NotifyQueueChanged();
+  LOG(INFO) << "sweep " << inserted.sweep_id << " submitted: "
+            << inserted.run_ids.size() << " runs"
+            << (inserted.existing ? " (idempotent resubmission)" : "");
+  sweepq::v1::SubmitSweepResponse response;
+  response.set_sweep_id(inserted.sweep_id);
+  response.set_existing(inserted.existing);
+  for (int64_t id : inserted.run_ids) response.add_run_ids(id);
+  return response;
+}
+
+absl::StatusOr<std::vector<sweepq::v1::Run>> Coordinator::ListRuns(
+    int64_t team_id, const sweepq::v1::ListRunsRequest& request) {
+  store::RunFilter filter;
+  filter.sweep_id = request.sweep_id();
+  filter.state = request.state();
+  filter.limit = request.limit() == 0 ? 100
+                                      : std::min(request.limit(), kMaxListLimit);
+  filter.before_run_id = request.before_run_id();
+  return store_->ListRuns(team_id, filter);
+}
+
+absl::StatusOr<sweepq::v1::Run> Coordinator::GetRun(int64_t team_id,
+                                                    int64_t run_id) {
+  return store_->GetRun(team_id, run_id);
+}
+
+absl::StatusOr<std::vector<sweepq::v1::LeaderboardEntry>>
+Coordinator::Leaderboard(int64_t team_id,
+                         const sweepq::v1::LeaderboardRequest& request) {
+  RETURN_IF_ERROR(CheckLength("metric", request.metric(), kMaxMetricNameBytes));
+  if (request.top() > kMaxLeaderboardTop) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "top is ", request.top(), "; the limit is ", kMaxLeaderboardTop));
+  }
+  store::LeaderboardQuery query;
+  query.sweep_id = request.sweep_id();
+  query.metric = request.metric();
+  query.top = request.top() == 0 ? 20 : request.top();
+  if (query.sweep_id != 0) {
+    // NOT_FOUND for a foreign or unknown sweep rather than an empty board.
+    RETURN_IF_ERROR(store_->GetSweep(team_id, query.sweep_id).status());
+  }
+  return store_->Leaderboard(team_id, query);
+}
+
+absl::StatusOr<sweepq::v1::CancelRunResponse> Coordinator::CancelRun(
+    int64_t team_id, int64_t run_id) {
+  ASSIGN_OR_RETURN(sweepq::v1::Run run,
+                   store_->CancelRun(team_id, run_id, clock_->NowMs()));
+  NotifyEventsAppended();
+  LOG(INFO) << "run " << run_id << " cancel: state "
+            << sweepq::v1::RunState_Name(run.state());
+  sweepq::v1::CancelRunResponse response;
+  response.set_state(run.state());
+  return response;
+}
+
+absl::StatusOr<sweepq::v1::CancelSweepResponse> Coordinator::CancelSweep(
+    int64_t team_id, int64_t sweep_id) {
+  ASSIGN_OR_RETURN(auto counts,
+                   store_->CancelSweep(team_id, sweep_id, clock_->NowMs()));
+  NotifyEventsAppended();
+  sweepq::v1::CancelSweepResponse response;
+  response.set_cancelled(counts.first);
+  response.set_cancel_requested(counts.second);
+  return response;
+}
+
+absl::StatusOr<sweepq::v1::Run> Coordinator::RetryRun(int64_t team_id,
+                                                      int64_t run_id) {
+  ASSIGN_OR_RETURN(sweepq::v1::Run run,
+                   store_->RetryRun(team_id, run_id, clock_->NowMs()));
+  NotifyQueueChanged();
+  NotifyEventsAppended();
+  return run;
+}
+
+absl::StatusOr<std::vector<sweepq::v1::Worker>> Coordinator::ListWorkers(
+    int64_t team_id) {
+  return store_->ListWorkers(team_id);
+}
+
+absl::StatusOr<sweepq::v1::Worker> Coordinator::DrainWorker(
+    int64_t team_id, const std::string& id) {
+  ASSIGN_OR_RETURN(sweepq::v1::Worker w, store_->DrainWorker(team_id, id));
+  LOG(INFO) << "worker " << id << " draining";
+  NotifyQueueChanged();  // a long-polling Lease of that worker answers DRAIN
+  return w;
+}
+
+absl::StatusOr<sweepq::v1::Worker> Coordinator::ClearWorker(
+    int64_t team_id, const std::string& id) {
+  ASSIGN_OR_RETURN(sweepq::v1::Worker w, store_->ClearWorker(team_id, id));
+  LOG(INFO) << "worker " << id << " cleared";
+  return w;
+}
+
+absl::StatusOr<std::vector<sweepq::v1::Artifact>> Coordinator::ListArtifacts(
+    int64_t team_id, int64_t run_id) {
+  RETURN_IF_ERROR(store_->GetRun(team_id, run_id).status());
+  return store_->ListArtifacts(team_id, run_id);
+}
+
+absl::StatusOr<std::pair<sweepq::v1::Artifact,
+                         std::unique_ptr<ArtifactStore::Reader>>>
+Coordinator::OpenArtifact(int64_t team_id, int64_t run_id,
+                          const std::string& name, uint32_t attempt) {
+  ASSIGN_OR_RETURN(std::vector<sweepq::v1::Artifact> all,
+                   ListArtifacts(team_id, run_id));
+  const sweepq::v1::Artifact* best = nullptr;
+  for (const auto& a : all) {
+    if (a.name() != name) continue;
+    if (attempt != 0 && a.attempt() != attempt) continue;
+    if (best == nullptr || a.attempt() > best->attempt()) best = &a;
+  }
+  if (best == nullptr) {
+    return absl::NotFoundError(absl::StrCat("run ", run_id,
+                                            " has no artifact named '", name,
+                                            "'"));
+  }
+  ASSIGN_OR_RETURN(auto reader, artifacts_->OpenBlob(best->sha256()));
+  return std::make_pair(*best, std::move(reader));
+}
+
+absl::Status Coordinator::WatchRun(
+    int64_t team_id, const sweepq::v1::WatchRunRequest& request,
+    const std::function<bool(const sweepq::v1::WatchRunResponse&)>& emit,
+    const CancelledFn& cancelled) {
+  int64_t metric_seq = request.after_metric_seq();
+  int64_t event_seq = request.after_event_seq();
+  constexpr uint32_t kPageSize = 2000;
+  while (true) {
+    uint64_t generation;
+    {
+      absl::MutexLock lock(&mu_);
+      generation = event_generation_;
+    }
+    ASSIGN_OR_RETURN(store::WatchBatch batch,
+                     store_->ReadRunStream(team_id, request.run_id(),
+                                           metric_seq, event_seq, kPageSize));
+    // Merge the two streams by time so a reader sees epochs and state
+    // changes interleaved as they happened.
+    size_t mi = 0, ei = 0;
+    while (mi < batch.metrics.size() || ei < batch.events.size()) {
+      sweepq::v1::WatchRunResponse item;
+      bool take_metric =
+          ei >= batch.events.size() ||
+          (mi < batch.metrics.size() &&
+           batch.metrics[mi].wall_time_ms() <= batch.events[ei].time_ms());
+      if (take_metric) {
+        metric_seq = batch.metrics[mi].seq();
+        *item.mutable_metric() = batch.metrics[mi++];
+      } else {
+        event_seq = batch.events[ei].seq();
+        *item.mutable_event() = batch.events[ei++];
+      }
+      item.set_state(batch.state);
+      item.set_metric_seq(metric_seq);
+      item.set_event_seq(event_seq);
+      if (!emit(item)) return absl::CancelledError("watcher went away");
+    }
+    bool page_full = batch.metrics.size() == kPageSize ||
+                     batch.events.size() == kPageSize;
+    if (page_full) continue;
+    if (IsFinal(batch.state)) return absl::OkStatus();
+    absl::MutexLock lock(&mu_);
+    while (event_generation_ == generation && !shutting_down_) {
+      events_appended_.WaitWithTimeout(&mu_, kWaitSlice);
+      if (cancelled()) return absl::CancelledError("watcher went away");
+    }
+    if (shutting_down_) {
+      return absl::UnavailableError("coordinator is shutting down");
+    }
+  }
+}
+
+// ---- Workers ----
+
+absl::StatusOr<sweepq::v1::RegisterWorkerResponse> Coordinator::RegisterWorker(
+    int64_t team_id, const sweepq::v1::RegisterWorkerRequest& request) {
+  if (request.worker_id().empty()) {
+    return absl::InvalidArgumentError("worker_id is empty");
+  }
+  RETURN_IF_ERROR(CheckLength("worker_id", request.worker_id(), kMaxNameBytes));
+  RETURN_IF_ERROR(CheckLength("host", request.host(), kMaxNameBytes));
+  RETURN_IF_ERROR(CheckLength("version", request.version(), kMaxNameBytes));
+  if (request.datasets_size() > 1000) {
+    return absl::InvalidArgumentError("more than 1000 datasets");
+  }
+  sweepq::v1::Worker w;
+  w.set_worker_id(request.worker_id());
+  w.set_host(request.host());
+  w.set_slots(request.slots());
+  for (const auto& d : request.datasets()) {
+    RETURN_IF_ERROR(CheckLength("dataset name", d, kMaxNameBytes));
+    w.add_datasets(d);
+  }
+  w.set_version(request.version());
+  ASSIGN_OR_RETURN(sweepq::v1::Worker stored,
+                   store_->UpsertWorker(team_id, w, clock_->NowMs()));
+  LOG(INFO) << "worker " << stored.worker_id() << " registered (host "
+            << stored.host() << ", " << stored.slots() << " slots)";
+  sweepq::v1::RegisterWorkerResponse response;
+  *response.mutable_worker() = std::move(stored);
+  response.set_lease_ttl_ms(options_.lease_ttl_ms);
+  response.set_heartbeat_interval_ms(options_.lease_ttl_ms / 3);
+  return response;
+}
+
+absl::StatusOr<sweepq::v1::LeaseResponse> Coordinator::Lease(
+    int64_t team_id, const sweepq::v1::LeaseRequest& request,
+    const CancelledFn& cancelled) {
+  const absl::Time deadline =
+      absl::Now() +
+      absl::Milliseconds(std::clamp<int64_t>(request.wait_ms(), 0,
+                                             options_.max_lease_wait_ms));
+  sweepq::v1::LeaseResponse response;
+  response.set_heartbeat_interval_ms(options_.lease_ttl_ms / 3);
+  while (true) {
+    uint64_t generation;
+    {
+      absl::MutexLock lock(&mu_);
+      generation = queue_generation_;
+    }
+    ASSIGN_OR_RETURN(sweepq::v1::Worker worker,
+                     store_->GetWorker(team_id, request.worker_id()));
+    if (worker.state() == sweepq::v1::WORKER_STATE_DRAINING) {
+      response.set_directive(sweepq::v1::DIRECTIVE_DRAIN);
+      return response;
+    }
+    if (worker.state() == sweepq::v1::WORKER_STATE_QUARANTINED) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "worker ", worker.worker_id(), " is quarantined (",
+          worker.quarantine_reason(), "); a teammate can run `sweepq workers clear ",
+          worker.worker_id(), "` once the host is fixed"));
+    }
+    std::vector<std::string> datasets(worker.datasets().begin(),
+                                      worker.datasets().end());
+    const int64_t now = clock_->NowMs();
+    ASSIGN_OR_RETURN(std::optional<store::LeaseGrant> grant,
+                     store_->LeaseRun(team_id, worker.worker_id(), datasets,
+                                      now, options_.lease_ttl_ms));
+    if (grant.has_value()) {
+      LOG(INFO) << "lease run " << grant->run.run_id() << " attempt "
+                << grant->lease.attempt() << " -> worker "
+                << worker.worker_id();
+      // Resume from the newest checkpoint an earlier attempt uploaded.
+      if (grant->lease.attempt() > 1) {
+        auto artifacts = store_->ListArtifacts(team_id, grant->run.run_id());
+        if (artifacts.ok()) {
+          for (const auto& a : *artifacts) {
+            if (a.name() == "last.ckpt" &&
+                (!response.has_resume_from() ||
+                 a.attempt() > response.resume_from().attempt())) {
+              *response.mutable_resume_from() = a;
+            }
+          }
+        }
+      }
+      response.set_granted(true);
+      *response.mutable_run() = std::move(grant->run);
+      *response.mutable_lease() = grant->lease;
+      response.set_lease_expires_at_ms(grant->lease_expires_at_ms);
+      response.set_directive(sweepq::v1::DIRECTIVE_CONTINUE);
+      NotifyEventsAppended();
+      return response;
+    }
+    absl::MutexLock lock(&mu_);
+    while (queue_generation_ == generation && !shutting_down_) {
+      if (absl::Now() >= deadline || cancelled()) {
+        response.set_directive(sweepq::v1::DIRECTIVE_CONTINUE);
+        return response;
+      }
+      queue_changed_.WaitWithTimeout(
+          &mu_, std::min(kWaitSlice, deadline - absl::Now()));
+    }
+    if (shutting_down_) {
+      return absl::UnavailableError("coordinator is shutting down");
+    }
+  }
+}
+
+absl::StatusOr<sweepq::v1::HeartbeatResponse> Coordinator::Heartbeat(
+    int64_t team_id, const sweepq::v1::HeartbeatRequest& request) {
+  RETURN_IF_ERROR(CheckLease(request.lease()));
+  ASSIGN_OR_RETURN(store::HeartbeatResult result,
+                   store_->Heartbeat(team_id, request.worker_id(),
+                                     request.lease(), clock_->NowMs(),
+                                     options_.lease_ttl_ms));
+  sweepq::v1::HeartbeatResponse response;
+  response.set_directive(result.directive);
+  response.set_lease_expires_at_ms(result.lease_expires_at_ms);
+  return response;
+}
+
+absl::StatusOr<sweepq::v1::ReportEventsResponse> Coordinator::ReportEvents(
+    int64_t team_id, const sweepq::v1::ReportEventsRequest& request) {
+  RETURN_IF_ERROR(CheckLease(request.lease()));
+  if (static_cast<size_t>(request.points_size()) > kMaxPointsPerBatch) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch has ", request.points_size(),
+                     " metric points; the limit is ", kMaxPointsPerBatch));
+  }
+  if (static_cast<size_t>(request.events_size()) > kMaxEventsPerBatch) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("batch has ", request.events_size(),
+                     " events; the limit is ", kMaxEventsPerBatch));
+  }
+  const int64_t now = clock_->NowMs();
+  std::vector<sweepq::v1::MetricPoint> points(request.points().begin(),
+                                              request.points().end());
+  for (auto& p : points) {
+    if (p.name().empty()) {
+      return absl::InvalidArgumentError("metric point without a name");
+    }
+    RETURN_IF_ERROR(CheckLength("metric name", p.name(), kMaxMetricNameBytes));
+    if (p.wall_time_ms() == 0) p.set_wall_time_ms(now);
+  }
+  std::vector<sweepq::v1::RunEvent> events(request.events().begin(),
+                                           request.events().end());
+  for (auto& e : events) {
+    RETURN_IF_ERROR(CheckLength("event kind", e.kind(), kMaxMetricNameBytes));
+    RETURN_IF_ERROR(
+        CheckLength("event payload", e.payload_json(), kMaxEventPayloadBytes));
+    if (e.time_ms() == 0) e.set_time_ms(now);
+  }
+  ASSIGN_OR_RETURN(sweepq::v1::Directive directive,
+                   store_->AppendEvents(team_id, request.lease(),
+                                        request.batch_seq(), points, events,
+                                        now));
+  NotifyEventsAppended();
+  sweepq::v1::ReportEventsResponse response;
+  response.set_acked_batch_seq(request.batch_seq());
+  response.set_directive(directive);
+  return response;
+}
+
+absl::Status Coordinator::CheckUploadAllowed(
+    int64_t team_id, const sweepq::v1::LeaseRef& lease,
+    const sweepq::v1::Artifact& header) {
+  RETURN_IF_ERROR(CheckLease(lease));
+  if (header.name().empty() || header.name().find('/') != std::string::npos ||
+      header.name() == "." || header.name() == "..") {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "artifact name '", header.name(), "' must be a non-empty file name"));
+  }
+  RETURN_IF_ERROR(CheckLength("artifact name", header.name(), kMaxNameBytes));
+  if (header.size() < 0 || header.size() > kMaxArtifactBytes) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "artifact size ", header.size(), " is outside 0..", kMaxArtifactBytes));
+  }
+  // Fencing before accepting bytes: a zombie learns at once it lost the lease.
+  ASSIGN_OR_RETURN(sweepq::v1::Run run, store_->GetRun(team_id, lease.run_id()));
+  if (run.attempt() != lease.attempt() ||
+      (run.state() != sweepq::v1::RUN_STATE_LEASED &&
+       run.state() != sweepq::v1::RUN_STATE_RUNNING)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "lease of run ", lease.run_id(), " attempt ", lease.attempt(),
+        " is no longer current"));
+  }
+  return absl::OkStatus();
+}
+
+absl::StatusOr<sweepq::v1::Artifact> Coordinator::AddArtifact(
+    int64_t team_id, const sweepq::v1::LeaseRef& lease,
+    const sweepq::v1::Artifact& stored) {
+  sweepq::v1::Artifact a = stored;
+  a.set_run_id(lease.run_id());
+  a.set_attempt(lease.attempt());
+  a.set_created_at_ms(clock_->NowMs());
+  RETURN_IF_ERROR(store_->AddArtifact(team_id, lease, a));
+  return a;
+}
+
+absl::StatusOr<sweepq::v1::FinishRunResponse> Coordinator::FinishRun(
+    int64_t team_id, const sweepq::v1::FinishRunRequest& request) {
+  RETURN_IF_ERROR(CheckLease(request.lease()));
+  RETURN_IF_ERROR(CheckLength("reason", request.reason(), kMaxReasonBytes));
+  if (request.outcome() == sweepq::v1::OUTCOME_UNSPECIFIED) {
+    return absl::InvalidArgumentError("outcome is required");
+  }
+  store::FinishRequest finish;
+  finish.lease = request.lease();
+  finish.worker_id = request.worker_id();
+  finish.outcome = request.outcome();
+  finish.retryable = request.retryable();
+  finish.reason = request.reason();
+  finish.now_ms = clock_->NowMs();
+  finish.quarantine_after = options_.quarantine_after;
+  ASSIGN_OR_RETURN(RunState state, store_->FinishRun(team_id, finish));
+  LOG(INFO) << "finish run " << request.lease().run_id() << " attempt "
+            << request.lease().attempt() << " by " << request.worker_id()
+            << ": " << sweepq::v1::Outcome_Name(request.outcome()) << " -> "
+            << sweepq::v1::RunState_Name(state)
+            << (request.reason().empty() ? "" : " (" + request.reason() + ")");
+  if (state == sweepq::v1::RUN_STATE_QUEUED) NotifyQueueChanged();
+  NotifyEventsAppended();
+  sweepq::v1::FinishRunResponse response;
+  response.set_state(state);
+  return response;
+}
+
+absl::StatusOr<size_t> Coordinator::ExpireLeasesNow() {
+  ASSIGN_OR_RETURN(std::vector<store::ExpiredLease> expired,
+                   store_->ExpireLeases(clock_->NowMs()));
+  for (const auto& e : expired) {
+    LOG(WARNING) << "lease expired: run " << e.run_id << " attempt "
+                 << e.attempt << " on worker " << e.worker_id << " -> "
+                 << sweepq::v1::RunState_Name(e.new_state);
+  }
+  if (!expired.empty()) {
+    NotifyQueueChanged();
+    NotifyEventsAppended();
+  }
+  return expired.size();
+}
+
+void Coordinator::ExpiryLoop() {
+  absl::MutexLock lock(&mu_);
+  while (!shutting_down_) {
+    mu_.AwaitWithTimeout(absl::Condition(&shutting_down_),
+                         absl::Milliseconds(options_.expiry_interval_ms));
+    if (shutting_down_) break;
+    mu_.Unlock();
+    absl::StatusOr<size_t> n = ExpireLeasesNow();
+    if (!n.ok()) LOG(ERROR) << "lease expiry failed: " << n.status();
+    mu_.Lock();
+  }
+}
+
+}  // namespace sweepq::server

@@ -1,0 +1,184 @@
+// Coordinator: the domain logic of sweepq-server, free of gRPC and SQLite.
+//
+// It validates requests, expands sweeps, runs the lease long-poll, wakes
+// watchers when events arrive, stores artifacts and expires leases. All
+// state lives in the Store; the Coordinator adds only wake-ups.
+//
+// Thread safety: every public method may be called from any thread
+// concurrently (gRPC handler threads, the expiry thread).
+#ifndef SWEEPQ_SERVER_COORDINATOR_H_
+#define SWEEPQ_SERVER_COORDINATOR_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/clock.h"
+#include "server/artifact_store.h"
+#include "server/store/store.h"
+#include "sweepq/v1/coordinator.pb.h"
+
+namespace sweepq::server {
+
+struct CoordinatorOptions {
+  // Lease time to live; workers heartbeat every ttl / 3.
+  int64_t lease_ttl_ms = 30'000;
+  // Longest a Lease call waits for a run.
+  int64_t max_lease_wait_ms = 30'000;
+  // A worker with this many consecutive failed runs is quarantined.
+  uint32_t quarantine_after = 3;
+  // Largest sweep expansion accepted.
+  uint64_t max_runs_per_sweep = 10'000;
+  // How often the expiry thread looks for expired leases (real time).
+  int64_t expiry_interval_ms = 500;
+  // Start the expiry thread (tests with a fake clock call ExpireLeasesNow).
+  bool run_expiry_thread = true;
+};
+
+// Input limits, enforced with INVALID_ARGUMENT naming the field.
+inline constexpr size_t kMaxSpecBytes = 1 << 20;
+inline constexpr size_t kMaxNameBytes = 256;
+inline constexpr size_t kMaxMetricNameBytes = 128;
+inline constexpr size_t kMaxPointsPerBatch = 50'000;
+inline constexpr size_t kMaxEventsPerBatch = 1'000;
+inline constexpr size_t kMaxEventPayloadBytes = 64 << 10;
+inline constexpr size_t kMaxReasonBytes = 16 << 10;
+inline constexpr uint32_t kMaxLeaderboardTop = 1'000;
+inline constexpr uint32_t kMaxListLimit = 10'000;
+
+// Returns true when the caller has gone away (client cancelled, deadline).
+using CancelledFn = std::function<bool()>;
+
+class Coordinator {
+ public:
+  // `store`, `clock` and `artifacts` must outlive the Coordinator.
+  Coordinator(store::Store* store, const Clock* clock,
+              ArtifactStore* artifacts, CoordinatorOptions options);
+  ~Coordinator();
+  Coordinator(const Coordinator&) = delete;
+  Coordinator& operator=(const Coordinator&) = delete;
+
+  const CoordinatorOptions& options() const { return options_; }
+
+  // ---- Teams (admin) ----
+
+  struct NewTeamTokens {
+    std::string member_token;
+    std::string worker_token;
+  };
+  // Creates a team and returns its two tokens (shown once; only their
+  // SHA-256 is stored). ALREADY_EXISTS if the name is taken.
+  absl::StatusOr<NewTeamTokens> CreateTeam(const std::string& name);
+
+  // Issues a new token for one role of a team, invalidating the old one.
+  absl::StatusOr<std::string> RotateToken(const std::string& team,
+                                          store::Role role);
+
+  // ---- People ----
+
+  absl::StatusOr<sweepq::v1::SubmitSweepResponse> SubmitSweep(
+      int64_t team_id, const sweepq::v1::SubmitSweepRequest& request);
+  absl::StatusOr<std::vector<sweepq::v1::Run>> ListRuns(
+      int64_t team_id, const sweepq::v1::ListRunsRequest& request);
+  absl::StatusOr<sweepq::v1::Run> GetRun(int64_t team_id, int64_t run_id);
+  absl::StatusOr<std::vector<sweepq::v1::LeaderboardEntry>> Leaderboard(
+      int64_t team_id, const sweepq::v1::LeaderboardRequest& request);
+  absl::StatusOr<sweepq::v1::CancelRunResponse> CancelRun(int64_t team_id,
+                                                          int64_t run_id);
+  absl::StatusOr<sweepq::v1::CancelSweepResponse> CancelSweep(
+      int64_t team_id, int64_t sweep_id);
+  absl::StatusOr<sweepq::v1::Run> RetryRun(int64_t team_id, int64_t run_id);
+  absl::StatusOr<std::vector<sweepq::v1::Worker>> ListWorkers(
+      int64_t team_id);
+  absl::StatusOr<sweepq::v1::Worker> DrainWorker(int64_t team_id,
+                                                 const std::string& id);
+  absl::StatusOr<sweepq::v1::Worker> ClearWorker(int64_t team_id,
+                                                 const std::string& id);
+  absl::StatusOr<std::vector<sweepq::v1::Artifact>> ListArtifacts(
+      int64_t team_id, int64_t run_id);
+
+  // Finds an artifact of the run (newest attempt when attempt is 0) and
+  // opens its content. NOT_FOUND if the run or artifact is unknown.
+  absl::StatusOr<std::pair<sweepq::v1::Artifact,
+                           std::unique_ptr<ArtifactStore::Reader>>>
+  OpenArtifact(int64_t team_id, int64_t run_id, const std::string& name,
+               uint32_t attempt);
+
+  // Calls `emit` for every metric point and event of the run after the
+  // cursors, in order, waiting for new ones, until the run is final and
+  // everything was sent, `emit` returns false, or `cancelled()`. Returns
+  // OK at the run's end, CANCELLED when the caller went away.
+  absl::Status WatchRun(
+      int64_t team_id, const sweepq::v1::WatchRunRequest& request,
+      const std::function<bool(const sweepq::v1::WatchRunResponse&)>& emit,
+      const CancelledFn& cancelled);
+
+  // ---- Workers ----
+
+  absl::StatusOr<sweepq::v1::RegisterWorkerResponse> RegisterWorker(
+      int64_t team_id, const sweepq::v1::RegisterWorkerRequest& request);
+
+  // Leases the best run the worker can serve, waiting up to
+  // min(wait_ms, max_lease_wait_ms) for one to be queued. A draining worker
+  // gets no run and directive DRAIN; a quarantined one FAILED_PRECONDITION.
+  absl::StatusOr<sweepq::v1::LeaseResponse> Lease(
+      int64_t team_id, const sweepq::v1::LeaseRequest& request,
+      const CancelledFn& cancelled);
+
+  absl::StatusOr<sweepq::v1::HeartbeatResponse> Heartbeat(
+      int64_t team_id, const sweepq::v1::HeartbeatRequest& request);
+  absl::StatusOr<sweepq::v1::ReportEventsResponse> ReportEvents(
+      int64_t team_id, const sweepq::v1::ReportEventsRequest& request);
+
+  // Lists an uploaded artifact under a current lease. `header` carries the
+  // name and the size/sha256 the worker announced; `upload` must have been
+  // committed (verified) already.
+  absl::StatusOr<sweepq::v1::Artifact> AddArtifact(
+      int64_t team_id, const sweepq::v1::LeaseRef& lease,
+      const sweepq::v1::Artifact& stored);
+
+  // Checks that an upload may start: the lease is current and the name ok.
+  absl::Status CheckUploadAllowed(int64_t team_id,
+                                  const sweepq::v1::LeaseRef& lease,
+                                  const sweepq::v1::Artifact& header);
+
+  absl::StatusOr<sweepq::v1::FinishRunResponse> FinishRun(
+      int64_t team_id, const sweepq::v1::FinishRunRequest& request);
+
+  // Requeues or fails runs whose lease expired; returns how many changed.
+  absl::StatusOr<size_t> ExpireLeasesNow();
+
+  // Wakes every waiter (shutdown); later waits return at once.
+  void Shutdown();
+
+ private:
+  // Bumps the generation the lease / watch waiters sleep on.
+  void NotifyQueueChanged();
+  void NotifyEventsAppended();
+  void ExpiryLoop();
+
+  store::Store* const store_;
+  const Clock* const clock_;
+  ArtifactStore* const artifacts_;
+  const CoordinatorOptions options_;
+
+  absl::Mutex mu_;
+  uint64_t queue_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  uint64_t event_generation_ ABSL_GUARDED_BY(mu_) = 0;
+  bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
+  absl::CondVar queue_changed_;    // Lease waiters
+  absl::CondVar events_appended_;  // WatchRun waiters
+
+  std::thread expiry_thread_;
+};
+
+}  // namespace sweepq::server
+
+#endif  // SWEEPQ_SERVER_COORDINATOR_H_

@@ -1,0 +1,764 @@
+// The coordinator over real gRPC on loopback with a real SQLite file.
+#include <grpcpp/grpcpp.h>
+
+#include <fstream>
+#include <functional>
+#include <memory>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "common/clock.h"
+#include "common/crypto.h"
+#include "gmock/gmock.h"
+#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "gtest/gtest.h"
+#include "server/server.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "sweepq/v1/coordinator.grpc.pb.h"
+#include "tests/testing/subprocess.h"
+#include "tests/testing/temp_dir.h"
+
+namespace sweepq::server {
+namespace {
+
+using ::testing::HasSubstr;
+namespace v1 = ::sweepq::v1;
+
+constexpr char kSweep[] = R"(
+name: tiny
+method: grid
+metric: {name: val_f1, goal: maximize}
+config:
+  data: {dataset: mask}
+  model: {name: small_cnn}
+  train: {epochs: 3}
+parameters:
+  optimizer.name: {values: [radam, adamw]}
+)";
+
+struct Team {
+  std::string member;
+  std::string worker;
+};
+
+class ServiceTest : public ::testing::Test {
+ protected:
+  void SetUp() override { StartServer(/*tls=*/false); }
+
+  void StartServer(bool tls, int max_message_bytes = 16 << 20) {
+    ServerOptions options;
+    options.db_path = dir_.Join("sweepq.db");
+    options.artifacts_dir = dir_.Join("artifacts");
+    options.listen = "127.0.0.1:0";
+    options.clock = &clock_;
+    options.max_message_bytes = max_message_bytes;
+    options.coordinator.run_expiry_thread = false;
+    options.coordinator.lease_ttl_ms = 30'000;
+    options.coordinator.quarantine_after = 2;
+    if (tls) {
+      cert_ = dir_.Join("cert.pem");
+      key_ = dir_.Join("key.pem");
+      int status = 0;
+      testing::RunCommand(
+          {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048",
+           "-nodes", "-keyout", key_, "-out", cert_, "-days", "1", "-subj",
+           "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"},
+          &status);
+      ASSERT_EQ(status, 0) << "openssl could not make a certificate";
+      options.tls_cert_file = cert_;
+      options.tls_key_file = key_;
+    }
+    auto server = CoordinatorServer::Start(options);
+    ASSERT_TRUE(server.ok()) << server.status();
+    server_ = std::move(*server);
+    auto a = server_->coordinator()->CreateTeam("alpha");
+    auto b = server_->coordinator()->CreateTeam("beta");
+    ASSERT_TRUE(a.ok() && b.ok());
+    alpha_ = {a->member_token, a->worker_token};
+    beta_ = {b->member_token, b->worker_token};
+    std::shared_ptr<grpc::Channel> channel;
+    if (tls) {
+      grpc::SslCredentialsOptions ssl;
+      std::ifstream in(cert_);
+      ssl.pem_root_certs.assign(std::istreambuf_iterator<char>(in), {});
+      channel = grpc::CreateChannel(
+          "localhost:" + std::to_string(server_->port()),
+          grpc::SslCredentials(ssl));
+    } else {
+      channel = grpc::CreateChannel(Address(), grpc::InsecureChannelCredentials());
+    }
+    channel_ = channel;
+    team_ = v1::TeamService::NewStub(channel);
+    workers_ = v1::WorkerService::NewStub(channel);
+  }
+
+  std::string Address() const {
+    return "127.0.0.1:" + std::to_string(server_->port());
+  }
+
+  // A client context carrying `token` (none when empty) and a deadline.
+  static std::unique_ptr<grpc::ClientContext> Ctx(const std::string& token) {
+    auto ctx = std::make_unique<grpc::ClientContext>();
+    if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
+    ctx->set_deadline(std::chrono::system_clock::now() +
+                      std::chrono::seconds(20));
+    return ctx;
+  }
+
+  v1::SubmitSweepResponse Submit(const Team& team, const std::string& yaml,
+                                 const std::string& key = "") {
+    v1::SubmitSweepRequest req;
+    req.set_spec_yaml(yaml);
+    req.set_idempotency_key(key);
+    v1::SubmitSweepResponse resp;
+    grpc::Status s = team_->SubmitSweep(Ctx(team.member).get(), req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  }
+
+  void Register(const Team& team, const std::string& worker_id) {
+    v1::RegisterWorkerRequest req;
+    req.set_worker_id(worker_id);
+    req.set_host("host-" + worker_id);
+    req.set_slots(1);
+    req.add_datasets("mask");
+    v1::RegisterWorkerResponse resp;
+    grpc::Status s = workers_->RegisterWorker(Ctx(team.worker).get(), req, &resp);
+    ASSERT_TRUE(s.ok()) << s.error_message();
+  }
+
+  v1::LeaseResponse Lease(const Team& team, const std::string& worker_id,
+                          int64_t wait_ms = 0) {
+    v1::LeaseRequest req;
+    req.set_worker_id(worker_id);
+    req.set_wait_ms(wait_ms);
+    v1::LeaseResponse resp;
+    grpc::Status s = workers_->Lease(Ctx(team.worker).get(), req, &resp);
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return resp;
+  }
+
+  grpc::Status Report(const Team& team, const v1::LeaseRef& lease,
+                      uint64_t batch, const std::string& metric,
+                      std::vector<std::pair<int64_t, double>> points) {
+    v1::ReportEventsRequest req;
+    *req.mutable_lease() = lease;
+    req.set_batch_seq(batch);
+    for (auto [step, value] : points) {
+      auto* p = req.add_points();
+      p->set_name(metric);
+      p->set_step(step);
+      p->set_value(value);
+    }
+    v1::ReportEventsResponse resp;
+    return workers_->ReportEvents(Ctx(team.worker).get(), req, &resp);
+  }
+
+  grpc::Status Finish(const Team& team, const std::string& worker_id,
+                      const v1::LeaseRef& lease, v1::Outcome outcome,
+                      bool retryable = false, v1::RunState* state = nullptr) {
+    v1::FinishRunRequest req;
+    *req.mutable_lease() = lease;
+    req.set_worker_id(worker_id);
+    req.set_outcome(outcome);
+    req.set_retryable(retryable);
+    req.set_reason(outcome == v1::OUTCOME_FAILED ? "boom" : "");
+    v1::FinishRunResponse resp;
+    grpc::Status s = workers_->FinishRun(Ctx(team.worker).get(), req, &resp);
+    if (state != nullptr) *state = resp.state();
+    return s;
+  }
+
+  grpc::Status Upload(const Team& team, const v1::LeaseRef& lease,
+                      const std::string& name, const std::string& data,
+                      const std::string& announced_sha) {
+    auto ctx = Ctx(team.worker);
+    v1::UploadArtifactResponse resp;
+    auto writer = workers_->UploadArtifact(ctx.get(), &resp);
+    v1::ArtifactChunk first;
+    *first.mutable_lease() = lease;
+    first.mutable_header()->set_name(name);
+    first.mutable_header()->set_size(static_cast<int64_t>(data.size()));
+    first.mutable_header()->set_sha256(announced_sha);
+    first.set_data(data.substr(0, data.size() / 2));
+    writer->Write(first);
+    v1::ArtifactChunk rest;
+    rest.set_data(data.substr(data.size() / 2));
+    writer->Write(rest);
+    writer->WritesDone();
+    return writer->Finish();
+  }
+
+  std::vector<v1::WatchRunResponse> WatchAll(const Team& team, int64_t run_id,
+                                             int64_t after_metric = 0,
+                                             int64_t after_event = 0) {
+    v1::WatchRunRequest req;
+    req.set_run_id(run_id);
+    req.set_after_metric_seq(after_metric);
+    req.set_after_event_seq(after_event);
+    auto ctx = Ctx(team.member);
+    auto reader = team_->WatchRun(ctx.get(), req);
+    std::vector<v1::WatchRunResponse> out;
+    v1::WatchRunResponse item;
+    while (reader->Read(&item)) out.push_back(item);
+    grpc::Status s = reader->Finish();
+    EXPECT_TRUE(s.ok()) << s.error_message();
+    return out;
+  }
+
+  testing::TempDir dir_;
+  FakeClock clock_{SystemClock().NowMs()};
+  std::string cert_, key_;
+  std::unique_ptr<CoordinatorServer> server_;
+  Team alpha_, beta_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::TeamService::Stub> team_;
+  std::unique_ptr<v1::WorkerService::Stub> workers_;
+};
+
+TEST_F(ServiceTest, SweepRunsEndToEndAndRankOnLeaderboard) {
+  auto sweep = Submit(alpha_, kSweep);
+  ASSERT_EQ(sweep.run_ids_size(), 2);
+  Register(alpha_, "gpu1");
+  double best[2] = {0.7, 0.9};
+  for (int i = 0; i < 2; ++i) {
+    auto lease = Lease(alpha_, "gpu1");
+    ASSERT_TRUE(lease.granted());
+    EXPECT_EQ(lease.run().run_id(), sweep.run_ids(i));
+    EXPECT_EQ(lease.lease().attempt(), 1u);
+    ASSERT_TRUE(Report(alpha_, lease.lease(), 1, "val_f1",
+                       {{1, best[i] - 0.2}, {2, best[i]}, {3, best[i] - 0.1}})
+                    .ok());
+    ASSERT_TRUE(Report(alpha_, lease.lease(), 2, "val_acc", {{2, 0.95}}).ok());
+    ASSERT_TRUE(
+        Finish(alpha_, "gpu1", lease.lease(), v1::OUTCOME_SUCCEEDED).ok());
+  }
+  v1::LeaderboardRequest req;
+  req.set_sweep_id(sweep.sweep_id());
+  v1::LeaderboardResponse board;
+  ASSERT_TRUE(team_->Leaderboard(Ctx(alpha_.member).get(), req, &board).ok());
+  ASSERT_EQ(board.entries_size(), 2);
+  EXPECT_EQ(board.entries(0).run().run_id(), sweep.run_ids(1));
+  EXPECT_DOUBLE_EQ(board.entries(0).run().best_value(), 0.9);
+  EXPECT_EQ(board.entries(0).run().best_step(), 2);
+  EXPECT_DOUBLE_EQ(board.entries(0).metrics_at_best().at("val_acc"), 0.95);
+  EXPECT_EQ(board.entries(0).run().params().at("optimizer.name"), "\"adamw\"");
+  EXPECT_EQ(board.entries(1).run().run_id(), sweep.run_ids(0));
+
+  v1::GetRunRequest get;
+  get.set_run_id(sweep.run_ids(0));
+  v1::Run run;
+  ASSERT_TRUE(team_->GetRun(Ctx(alpha_.member).get(), get, &run).ok());
+  EXPECT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED);
+  EXPECT_EQ(run.config().optimizer().name(), "radam");
+  ASSERT_EQ(run.attempts_size(), 1);
+  EXPECT_EQ(run.attempts(0).worker_id(), "gpu1");
+}
+
+TEST_F(ServiceTest, ResubmittingWithSameIdempotencyKeyReturnsSameSweep) {
+  auto first = Submit(alpha_, kSweep, "key-1");
+  auto second = Submit(alpha_, kSweep, "key-1");
+  EXPECT_FALSE(first.existing());
+  EXPECT_TRUE(second.existing());
+  EXPECT_EQ(first.sweep_id(), second.sweep_id());
+  v1::ListRunsResponse runs;
+  ASSERT_TRUE(
+      team_->ListRuns(Ctx(alpha_.member).get(), v1::ListRunsRequest(), &runs)
+          .ok());
+  EXPECT_EQ(runs.runs_size(), 2);
+}
+
+TEST_F(ServiceTest, InvalidSweepIsRejectedWithTheKeyName) {
+  v1::SubmitSweepRequest req;
+  req.set_spec_yaml(std::string(kSweep) + "  optimizer.lrr: {value: 0.1}\n");
+  v1::SubmitSweepResponse resp;
+  grpc::Status s = team_->SubmitSweep(Ctx(alpha_.member).get(), req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("lrr"));
+}
+
+TEST_F(ServiceTest, OversizedSpecIsRejectedWithTheLimit) {
+  v1::SubmitSweepRequest req;
+  req.set_spec_yaml(std::string(kSweep) + "#" + std::string(2 << 20, 'x'));
+  v1::SubmitSweepResponse resp;
+  grpc::Status s = team_->SubmitSweep(Ctx(alpha_.member).get(), req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("limit is 1048576"));
+}
+
+TEST_F(ServiceTest, MessageOverTheServerLimitIsResourceExhausted) {
+  v1::SubmitSweepRequest req;
+  req.set_spec_yaml(std::string(17 << 20, 'x'));
+  v1::SubmitSweepResponse resp;
+  grpc::Status s = team_->SubmitSweep(Ctx(alpha_.member).get(), req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+}
+
+TEST_F(ServiceTest, ZombieWritesAfterLeaseExpiryAreRejected) {
+  auto sweep = Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  Register(alpha_, "gpu2");
+  auto zombie = Lease(alpha_, "gpu1");
+  ASSERT_TRUE(zombie.granted());
+  clock_.AdvanceMs(31'000);
+  auto expired = server_->coordinator()->ExpireLeasesNow();
+  ASSERT_TRUE(expired.ok());
+  EXPECT_EQ(*expired, 1u);
+  auto fresh = Lease(alpha_, "gpu2");
+  ASSERT_TRUE(fresh.granted());
+  EXPECT_EQ(fresh.run().run_id(), zombie.run().run_id());
+  EXPECT_EQ(fresh.lease().attempt(), 2u);
+
+  EXPECT_EQ(Report(alpha_, zombie.lease(), 1, "val_f1", {{1, 0.99}}).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id("gpu1");
+  *hb.mutable_lease() = zombie.lease();
+  v1::HeartbeatResponse hb_resp;
+  EXPECT_EQ(workers_->Heartbeat(Ctx(alpha_.worker).get(), hb, &hb_resp)
+                .error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Upload(alpha_, zombie.lease(), "best.ckpt", "zzz", Sha256Hex("zzz"))
+                .error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Finish(alpha_, "gpu1", zombie.lease(), v1::OUTCOME_FAILED)
+                .error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+
+  ASSERT_TRUE(Report(alpha_, fresh.lease(), 1, "val_f1", {{1, 0.5}}).ok());
+  ASSERT_TRUE(Finish(alpha_, "gpu2", fresh.lease(), v1::OUTCOME_SUCCEEDED).ok());
+  v1::GetRunRequest get;
+  get.set_run_id(fresh.run().run_id());
+  v1::Run run;
+  ASSERT_TRUE(team_->GetRun(Ctx(alpha_.member).get(), get, &run).ok());
+  EXPECT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED);
+  EXPECT_DOUBLE_EQ(run.best_value(), 0.5);  // the zombie's 0.99 never landed
+  EXPECT_EQ(run.worker_id(), "gpu2");
+}
+
+TEST_F(ServiceTest, DuplicateBatchIsStoredOnceAndWatchResumesFromCursor) {
+  auto sweep = Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  auto lease = Lease(alpha_, "gpu1");
+  ASSERT_TRUE(Report(alpha_, lease.lease(), 7, "val_f1", {{1, 0.1}, {2, 0.2}}).ok());
+  ASSERT_TRUE(Report(alpha_, lease.lease(), 7, "val_f1", {{1, 0.1}, {2, 0.2}}).ok());
+  ASSERT_TRUE(Report(alpha_, lease.lease(), 8, "val_f1", {{3, 0.3}}).ok());
+  ASSERT_TRUE(Finish(alpha_, "gpu1", lease.lease(), v1::OUTCOME_SUCCEEDED).ok());
+
+  auto items = WatchAll(alpha_, lease.run().run_id());
+  std::vector<int64_t> steps;
+  for (const auto& item : items) {
+    if (item.has_metric()) steps.push_back(item.metric().step());
+  }
+  EXPECT_THAT(steps, ::testing::ElementsAre(1, 2, 3));
+  EXPECT_EQ(items.back().state(), v1::RUN_STATE_SUCCEEDED);
+
+  // Resuming after the second metric yields only what follows it.
+  int64_t metric_cursor = 0, event_cursor = 0;
+  for (const auto& item : items) {
+    if (item.has_metric() && item.metric().step() == 2) {
+      metric_cursor = item.metric_seq();
+      event_cursor = item.event_seq();
+      break;
+    }
+  }
+  auto rest = WatchAll(alpha_, lease.run().run_id(), metric_cursor, event_cursor);
+  std::vector<int64_t> rest_steps;
+  for (const auto& item : rest) {
+    if (item.has_metric()) rest_steps.push_back(item.metric().step());
+  }
+  EXPECT_THAT(rest_steps, ::testing::ElementsAre(3));
+}
+
+TEST_F(ServiceTest, WatchStreamsLiveEventsUntilTheRunEnds) {
+  Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  auto lease = Lease(alpha_, "gpu1");
+  v1::WatchRunRequest req;
+  req.set_run_id(lease.run().run_id());
+  auto ctx = Ctx(alpha_.member);
+  auto reader = team_->WatchRun(ctx.get(), req);
+  std::thread worker([&] {
+    for (int step = 1; step <= 3; ++step) {
+      ASSERT_TRUE(Report(alpha_, lease.lease(), step, "val_f1",
+                         {{step, 0.1 * step}})
+                      .ok());
+    }
+    ASSERT_TRUE(
+        Finish(alpha_, "gpu1", lease.lease(), v1::OUTCOME_SUCCEEDED).ok());
+  });
+  std::vector<int64_t> steps;
+  v1::WatchRunResponse item;
+  v1::RunState last = v1::RUN_STATE_UNSPECIFIED;
+  while (reader->Read(&item)) {
+    if (item.has_metric()) steps.push_back(item.metric().step());
+    last = item.state();
+  }
+  worker.join();
+  EXPECT_TRUE(reader->Finish().ok());
+  EXPECT_THAT(steps, ::testing::ElementsAre(1, 2, 3));
+  EXPECT_EQ(last, v1::RUN_STATE_SUCCEEDED);
+}
+
+TEST_F(ServiceTest, LongPollingLeaseWakesWhenASweepArrives) {
+  Register(alpha_, "gpu1");
+  v1::LeaseResponse got;
+  std::thread waiter([&] { got = Lease(alpha_, "gpu1", /*wait_ms=*/15'000); });
+  // Lease calls that find nothing wait on the queue; submitting wakes them.
+  // If the wake-up were missing the call would return empty at its deadline.
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  Submit(alpha_, kSweep);
+  waiter.join();
+  EXPECT_TRUE(got.granted());
+}
+
+TEST_F(ServiceTest, ArtifactUploadIsVerifiedAndDownloadsByteEqual) {
+  Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  auto lease = Lease(alpha_, "gpu1");
+  std::string data(3 << 20, '\0');
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<char>(i * 31);
+  grpc::Status bad = Upload(alpha_, lease.lease(), "best.ckpt", data,
+                            Sha256Hex("something else"));
+  EXPECT_EQ(bad.error_code(), grpc::StatusCode::DATA_LOSS);
+  ASSERT_TRUE(
+      Upload(alpha_, lease.lease(), "best.ckpt", data, Sha256Hex(data)).ok());
+
+  v1::ListArtifactsRequest list_req;
+  list_req.set_run_id(lease.run().run_id());
+  v1::ListArtifactsResponse list;
+  ASSERT_TRUE(
+      team_->ListArtifacts(Ctx(alpha_.member).get(), list_req, &list).ok());
+  ASSERT_EQ(list.artifacts_size(), 1);
+  EXPECT_EQ(list.artifacts(0).sha256(), Sha256Hex(data));
+
+  v1::DownloadArtifactRequest dl;
+  dl.set_run_id(lease.run().run_id());
+  dl.set_name("best.ckpt");
+  auto ctx = Ctx(alpha_.member);
+  auto reader = team_->DownloadArtifact(ctx.get(), dl);
+  std::string got;
+  v1::ArtifactChunk chunk;
+  while (reader->Read(&chunk)) got += chunk.data();
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_TRUE(got == data);
+}
+
+TEST_F(ServiceTest, DrainedWorkerGetsDrainAndNoRun) {
+  Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  auto lease = Lease(alpha_, "gpu1");
+  v1::DrainWorkerRequest drain;
+  drain.set_worker_id("gpu1");
+  v1::DrainWorkerResponse drained;
+  ASSERT_TRUE(team_->DrainWorker(Ctx(alpha_.member).get(), drain, &drained).ok());
+  EXPECT_EQ(drained.worker().state(), v1::WORKER_STATE_DRAINING);
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id("gpu1");
+  *hb.mutable_lease() = lease.lease();
+  v1::HeartbeatResponse hb_resp;
+  ASSERT_TRUE(workers_->Heartbeat(Ctx(alpha_.worker).get(), hb, &hb_resp).ok());
+  EXPECT_EQ(hb_resp.directive(), v1::DIRECTIVE_DRAIN);
+  auto next = Lease(alpha_, "gpu1");
+  EXPECT_FALSE(next.granted());
+  EXPECT_EQ(next.directive(), v1::DIRECTIVE_DRAIN);
+}
+
+TEST_F(ServiceTest, WorkerIsQuarantinedAfterConsecutiveFailuresUntilCleared) {
+  Submit(alpha_, kSweep);
+  Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  for (int i = 0; i < 2; ++i) {
+    auto lease = Lease(alpha_, "gpu1");
+    ASSERT_TRUE(lease.granted());
+    ASSERT_TRUE(Finish(alpha_, "gpu1", lease.lease(), v1::OUTCOME_FAILED,
+                       /*retryable=*/true)
+                    .ok());
+  }
+  v1::LeaseRequest req;
+  req.set_worker_id("gpu1");
+  v1::LeaseResponse resp;
+  grpc::Status s = workers_->Lease(Ctx(alpha_.worker).get(), req, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("quarantined"));
+  EXPECT_THAT(s.error_message(), HasSubstr("sweepq workers clear gpu1"));
+
+  v1::ClearWorkerRequest clear;
+  clear.set_worker_id("gpu1");
+  v1::ClearWorkerResponse cleared;
+  ASSERT_TRUE(team_->ClearWorker(Ctx(alpha_.member).get(), clear, &cleared).ok());
+  EXPECT_TRUE(Lease(alpha_, "gpu1").granted());
+}
+
+TEST_F(ServiceTest, CancelOfALeasedRunIsDeliveredAsADirective) {
+  Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  auto lease = Lease(alpha_, "gpu1");
+  v1::CancelRunRequest cancel;
+  cancel.set_run_id(lease.run().run_id());
+  v1::CancelRunResponse cancelled;
+  ASSERT_TRUE(team_->CancelRun(Ctx(alpha_.member).get(), cancel, &cancelled).ok());
+  v1::HeartbeatRequest hb;
+  hb.set_worker_id("gpu1");
+  *hb.mutable_lease() = lease.lease();
+  v1::HeartbeatResponse hb_resp;
+  ASSERT_TRUE(workers_->Heartbeat(Ctx(alpha_.worker).get(), hb, &hb_resp).ok());
+  EXPECT_EQ(hb_resp.directive(), v1::DIRECTIVE_CANCEL);
+  v1::RunState state;
+  ASSERT_TRUE(Finish(alpha_, "gpu1", lease.lease(), v1::OUTCOME_CANCELLED,
+                     false, &state)
+                  .ok());
+  EXPECT_EQ(state, v1::RUN_STATE_CANCELLED);
+}
+
+TEST_F(ServiceTest, HealthServiceAndReflectionAnswer) {
+  auto health = grpc::health::v1::Health::NewStub(channel_);
+  grpc::health::v1::HealthCheckRequest req;
+  grpc::health::v1::HealthCheckResponse resp;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(health->Check(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+}
+
+// ---- Auth matrix: every RPC, without a token, with a wrong token, with the
+// other role's token, and on another team's objects. ----
+
+class AuthMatrixTest : public ServiceTest {
+ protected:
+  void SetUp() override {
+    ServiceTest::SetUp();
+    // Objects of team alpha that beta must not see.
+    auto sweep = Submit(alpha_, kSweep);
+    sweep_id_ = sweep.sweep_id();
+    Register(alpha_, "gpu1");
+    Register(alpha_, "gpu-of-alpha-only");
+    auto lease = Lease(alpha_, "gpu1");
+    lease_ = lease.lease();
+    ASSERT_TRUE(Upload(alpha_, lease_, "a.txt", "abc", Sha256Hex("abc")).ok());
+    Register(beta_, "gpu1");
+  }
+
+  // One call per RPC: (name, role it needs, invoke(token, on alpha's ids)).
+  struct Rpc {
+    std::string name;
+    bool member;
+    std::function<grpc::Status(const std::string& token)> call;
+  };
+
+  std::vector<Rpc> Rpcs() {
+    std::vector<Rpc> rpcs;
+    auto add = [&](std::string name, bool member,
+                   std::function<grpc::Status(const std::string&)> call) {
+      rpcs.push_back({std::move(name), member, std::move(call)});
+    };
+    const int64_t run_id = lease_.run_id();
+    add("SubmitSweep", true, [&](const std::string& t) {
+      v1::SubmitSweepRequest r;
+      r.set_spec_yaml(kSweep);
+      v1::SubmitSweepResponse o;
+      return team_->SubmitSweep(Ctx(t).get(), r, &o);
+    });
+    add("ListRuns", true, [&](const std::string& t) {
+      v1::ListRunsRequest r;
+      r.set_sweep_id(sweep_id_);
+      v1::ListRunsResponse o;
+      return team_->ListRuns(Ctx(t).get(), r, &o);
+    });
+    add("GetRun", true, [&, run_id](const std::string& t) {
+      v1::GetRunRequest r;
+      r.set_run_id(run_id);
+      v1::Run o;
+      return team_->GetRun(Ctx(t).get(), r, &o);
+    });
+    add("WatchRun", true, [&, run_id](const std::string& t) {
+      v1::WatchRunRequest r;
+      r.set_run_id(run_id);
+      auto ctx = Ctx(t);
+      ctx->set_deadline(std::chrono::system_clock::now() +
+                        std::chrono::seconds(2));
+      auto reader = team_->WatchRun(ctx.get(), r);
+      v1::WatchRunResponse o;
+      while (reader->Read(&o)) {
+      }
+      return reader->Finish();
+    });
+    add("Leaderboard", true, [&](const std::string& t) {
+      v1::LeaderboardRequest r;
+      r.set_sweep_id(sweep_id_);
+      v1::LeaderboardResponse o;
+      return team_->Leaderboard(Ctx(t).get(), r, &o);
+    });
+    add("CancelRun", true, [&, run_id](const std::string& t) {
+      v1::CancelRunRequest r;
+      r.set_run_id(run_id);
+      v1::CancelRunResponse o;
+      return team_->CancelRun(Ctx(t).get(), r, &o);
+    });
+    add("CancelSweep", true, [&](const std::string& t) {
+      v1::CancelSweepRequest r;
+      r.set_sweep_id(sweep_id_);
+      v1::CancelSweepResponse o;
+      return team_->CancelSweep(Ctx(t).get(), r, &o);
+    });
+    add("RetryRun", true, [&, run_id](const std::string& t) {
+      v1::RetryRunRequest r;
+      r.set_run_id(run_id);
+      v1::RetryRunResponse o;
+      return team_->RetryRun(Ctx(t).get(), r, &o);
+    });
+    add("ListWorkers", true, [&](const std::string& t) {
+      v1::ListWorkersResponse o;
+      return team_->ListWorkers(Ctx(t).get(), v1::ListWorkersRequest(), &o);
+    });
+    add("DrainWorker", true, [&](const std::string& t) {
+      v1::DrainWorkerRequest r;
+      r.set_worker_id("gpu-of-alpha-only");
+      v1::DrainWorkerResponse o;
+      return team_->DrainWorker(Ctx(t).get(), r, &o);
+    });
+    add("ClearWorker", true, [&](const std::string& t) {
+      v1::ClearWorkerRequest r;
+      r.set_worker_id("gpu-of-alpha-only");
+      v1::ClearWorkerResponse o;
+      return team_->ClearWorker(Ctx(t).get(), r, &o);
+    });
+    add("ListArtifacts", true, [&, run_id](const std::string& t) {
+      v1::ListArtifactsRequest r;
+      r.set_run_id(run_id);
+      v1::ListArtifactsResponse o;
+      return team_->ListArtifacts(Ctx(t).get(), r, &o);
+    });
+    add("DownloadArtifact", true, [&, run_id](const std::string& t) {
+      v1::DownloadArtifactRequest r;
+      r.set_run_id(run_id);
+      r.set_name("a.txt");
+      auto ctx = Ctx(t);
+      auto reader = team_->DownloadArtifact(ctx.get(), r);
+      v1::ArtifactChunk o;
+      while (reader->Read(&o)) {
+      }
+      return reader->Finish();
+    });
+    add("RegisterWorker", false, [&](const std::string& t) {
+      v1::RegisterWorkerRequest r;
+      r.set_worker_id("gpu9");
+      v1::RegisterWorkerResponse o;
+      return workers_->RegisterWorker(Ctx(t).get(), r, &o);
+    });
+    add("Lease", false, [&](const std::string& t) {
+      v1::LeaseRequest r;
+      r.set_worker_id("gpu-of-alpha-only");
+      v1::LeaseResponse o;
+      return workers_->Lease(Ctx(t).get(), r, &o);
+    });
+    add("Heartbeat", false, [&](const std::string& t) {
+      v1::HeartbeatRequest r;
+      r.set_worker_id("gpu1");
+      *r.mutable_lease() = lease_;
+      v1::HeartbeatResponse o;
+      return workers_->Heartbeat(Ctx(t).get(), r, &o);
+    });
+    add("ReportEvents", false, [&](const std::string& t) {
+      v1::ReportEventsRequest r;
+      *r.mutable_lease() = lease_;
+      r.set_batch_seq(99);
+      v1::ReportEventsResponse o;
+      return workers_->ReportEvents(Ctx(t).get(), r, &o);
+    });
+    add("UploadArtifact", false, [&](const std::string& t) {
+      auto ctx = Ctx(t);
+      v1::UploadArtifactResponse o;
+      auto writer = workers_->UploadArtifact(ctx.get(), &o);
+      v1::ArtifactChunk c;
+      *c.mutable_lease() = lease_;
+      c.mutable_header()->set_name("b.txt");
+      c.mutable_header()->set_size(1);
+      c.mutable_header()->set_sha256(Sha256Hex("b"));
+      c.set_data("b");
+      writer->Write(c);
+      writer->WritesDone();
+      return writer->Finish();
+    });
+    add("FinishRun", false, [&](const std::string& t) {
+      v1::FinishRunRequest r;
+      *r.mutable_lease() = lease_;
+      r.set_worker_id("gpu1");
+      r.set_outcome(v1::OUTCOME_FAILED);
+      v1::FinishRunResponse o;
+      return workers_->FinishRun(Ctx(t).get(), r, &o);
+    });
+    return rpcs;
+  }
+
+  int64_t sweep_id_ = 0;
+  v1::LeaseRef lease_;
+};
+
+TEST_F(AuthMatrixTest, EveryRpcNeedsAValidTokenOfItsRole) {
+  const auto rpcs = Rpcs();
+  ASSERT_EQ(rpcs.size(), 19u);  // every RPC of both services
+  for (const auto& rpc : rpcs) {
+    SCOPED_TRACE(rpc.name);
+    EXPECT_EQ(rpc.call("").error_code(), grpc::StatusCode::UNAUTHENTICATED);
+    EXPECT_EQ(rpc.call("not-a-token").error_code(),
+              grpc::StatusCode::UNAUTHENTICATED);
+    const std::string& wrong_role = rpc.member ? alpha_.worker : alpha_.member;
+    EXPECT_EQ(rpc.call(wrong_role).error_code(),
+              grpc::StatusCode::PERMISSION_DENIED);
+  }
+}
+
+TEST_F(AuthMatrixTest, AnotherTeamsObjectsAreNotFound) {
+  for (const auto& rpc : Rpcs()) {
+    SCOPED_TRACE(rpc.name);
+    const std::string& token = rpc.member ? beta_.member : beta_.worker;
+    grpc::Status s = rpc.call(token);
+    if (rpc.name == "SubmitSweep" || rpc.name == "RegisterWorker") {
+      EXPECT_TRUE(s.ok()) << s.error_message();  // no foreign object named
+    } else if (rpc.name == "ListWorkers") {
+      EXPECT_TRUE(s.ok()) << s.error_message();
+    } else {
+      EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND)
+          << s.error_message();
+    }
+  }
+  // ListWorkers shows only beta's own worker.
+  v1::ListWorkersResponse workers;
+  ASSERT_TRUE(team_->ListWorkers(Ctx(beta_.member).get(),
+                                 v1::ListWorkersRequest(), &workers)
+                  .ok());
+  ASSERT_EQ(workers.workers_size(), 2);  // gpu1 and gpu9 registered above
+  for (const auto& w : workers.workers()) {
+    EXPECT_TRUE(w.running_run_ids().empty());
+  }
+  // And alpha's run was untouched by every call above.
+  v1::GetRunRequest get;
+  get.set_run_id(lease_.run_id());
+  v1::Run run;
+  ASSERT_TRUE(team_->GetRun(Ctx(alpha_.member).get(), get, &run).ok());
+  EXPECT_EQ(run.state(), v1::RUN_STATE_LEASED);
+  EXPECT_FALSE(run.cancel_requested());
+}
+
+// ---- TLS ----
+
+class TlsServiceTest : public ServiceTest {
+ protected:
+  void SetUp() override { StartServer(/*tls=*/true); }
+};
+
+TEST_F(TlsServiceTest, CallsSucceedOverTlsAndPlaintextIsRefused) {
+  auto sweep = Submit(alpha_, kSweep);
+  EXPECT_EQ(sweep.run_ids_size(), 2);
+  auto plain = v1::TeamService::NewStub(
+      grpc::CreateChannel(Address(), grpc::InsecureChannelCredentials()));
+  v1::ListRunsResponse runs;
+  auto ctx = Ctx(alpha_.member);
+  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(3));
+  grpc::Status s = plain->ListRuns(ctx.get(), v1::ListRunsRequest(), &runs);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAVAILABLE);
+}
+
+}  // namespace
+}  // namespace sweepq::server
