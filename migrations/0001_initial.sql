@@ -110,20 +110,26 @@ CREATE TABLE attempts (
   PRIMARY KEY (run_id, attempt)
 ) WITHOUT ROWID;
 
+-- The hottest table: one row per metric point. WITHOUT ROWID keyed by the
+-- idempotency key keeps inserts to two b-trees (the rows and the watch
+-- index). No foreign key: every insert is made under a lease check that
+-- already read the run, and runs are never deleted.
 CREATE TABLE metrics (
-  seq          INTEGER PRIMARY KEY,  -- watch cursor; increases with inserts
-  run_id       INTEGER NOT NULL REFERENCES runs(id),
+  run_id       INTEGER NOT NULL,
   attempt      INTEGER NOT NULL,
-  name         TEXT    NOT NULL,
   step         INTEGER NOT NULL,
+  name         TEXT    NOT NULL,
+  -- Watch cursor: increases with inserts within a run (assigned by the
+  -- single writer as the run's MAX(seq) + 1).
+  seq          INTEGER NOT NULL,
   value        REAL,                 -- NULL = NaN (SQLite has no NaN)
   wall_time_ms INTEGER NOT NULL,
   -- Idempotent batches; the column order lets the leaderboard read every
-  -- metric of (run, attempt, step) as one index prefix.
-  UNIQUE (run_id, attempt, step, name)
-);
+  -- metric of (run, attempt, step) as one key prefix.
+  PRIMARY KEY (run_id, attempt, step, name)
+) WITHOUT ROWID;
 -- ReadRunStream: WHERE run_id = ? AND seq > ? ORDER BY seq.
-CREATE INDEX metrics_by_run ON metrics(run_id);
+CREATE INDEX metrics_by_seq ON metrics(run_id, seq);
 
 CREATE TABLE run_events (
   seq          INTEGER PRIMARY KEY,  -- watch cursor; increases with inserts

@@ -445,28 +445,21 @@ absl::StatusOr<sweepq::v1::ReportEventsResponse> Coordinator::ReportEvents(
         absl::StrCat("batch has ", request.events_size(),
                      " events; the limit is ", kMaxEventsPerBatch));
   }
-  const int64_t now = clock_->NowMs();
-  std::vector<sweepq::v1::MetricPoint> points(request.points().begin(),
-                                              request.points().end());
-  for (auto& p : points) {
+  for (const auto& p : request.points()) {
     if (p.name().empty()) {
       return absl::InvalidArgumentError("metric point without a name");
     }
     RETURN_IF_ERROR(CheckLength("metric name", p.name(), kMaxMetricNameBytes));
-    if (p.wall_time_ms() == 0) p.set_wall_time_ms(now);
   }
-  std::vector<sweepq::v1::RunEvent> events(request.events().begin(),
-                                           request.events().end());
-  for (auto& e : events) {
+  for (const auto& e : request.events()) {
     RETURN_IF_ERROR(CheckLength("event kind", e.kind(), kMaxMetricNameBytes));
     RETURN_IF_ERROR(
         CheckLength("event payload", e.payload_json(), kMaxEventPayloadBytes));
-    if (e.time_ms() == 0) e.set_time_ms(now);
   }
   ASSIGN_OR_RETURN(sweepq::v1::Directive directive,
                    store_->AppendEvents(team_id, request.lease(),
-                                        request.batch_seq(), points, events,
-                                        now));
+                                        request.batch_seq(), request.points(),
+                                        request.events(), clock_->NowMs()));
   NotifyEventsAppended();
   sweepq::v1::ReportEventsResponse response;
   response.set_acked_batch_seq(request.batch_seq());

@@ -3,7 +3,6 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/synchronization/notification.h"
 #include "glog/logging.h"
 
 namespace sweepq::store {
@@ -11,61 +10,55 @@ namespace sweepq::store {
 struct GroupCommitWriter::Pending {
   explicit Pending(Op op) : op(op) {}
   Op op;
-  absl::Status status;  // written by the writer thread before `done`
-  absl::Notification done;
+  absl::Status status;    // written by the group's leader before `finished`
+  bool finished = false;  // guarded by the writer's mu_
+  absl::CondVar cv;       // signalled when finished or when made leader
 };
 
 GroupCommitWriter::GroupCommitWriter(std::unique_ptr<Database> db,
                                      size_t max_group_ops)
     : max_group_ops_(max_group_ops < 1 ? 1 : max_group_ops),
-      db_(std::move(db)),
-      thread_([this] { Loop(); }) {}
+      db_(std::move(db)) {}
 
 GroupCommitWriter::~GroupCommitWriter() {
-  {
-    absl::MutexLock lock(&mu_);
-    stopping_ = true;
-    queued_.Signal();
-  }
-  thread_.join();
+  absl::MutexLock lock(&mu_);
+  stopping_ = true;
+  auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return queue_.empty();
+  };
+  mu_.Await(absl::Condition(&idle));
 }
 
 absl::Status GroupCommitWriter::Run(Op op) {
-  Pending pending(op);
-  {
-    absl::MutexLock lock(&mu_);
-    if (stopping_) {
-      return absl::UnavailableError("the database writer is shutting down");
-    }
-    queue_.push_back(&pending);
-    queued_.Signal();
+  Pending self(op);
+  absl::MutexLock lock(&mu_);
+  if (stopping_) {
+    return absl::UnavailableError("the database writer is shutting down");
   }
-  pending.done.WaitForNotification();
-  return pending.status;
-}
+  queue_.push_back(&self);
+  while (!self.finished && queue_.front() != &self) self.cv.Wait(&mu_);
+  if (self.finished) return self.status;  // a leader ran it in its group
 
-void GroupCommitWriter::Loop() {
+  // This caller leads: it runs the queue's front (itself first) as a group.
   std::vector<Pending*> group;
-  std::vector<Op> ops;
-  while (true) {
-    {
-      absl::MutexLock lock(&mu_);
-      while (queue_.empty() && !stopping_) queued_.Wait(&mu_);
-      if (queue_.empty()) return;  // stopping, and everything is done
-      while (!queue_.empty() && group.size() < max_group_ops_) {
-        group.push_back(queue_.front());
-        queue_.pop_front();
-      }
-    }
-    ops.clear();
-    for (Pending* pending : group) ops.push_back(pending->op);
-    std::vector<absl::Status> statuses = RunGroup(*db_, ops);
-    for (size_t i = 0; i < group.size(); ++i) {
-      group[i]->status = std::move(statuses[i]);
-      group[i]->done.Notify();  // `group[i]` may be gone after this
-    }
-    group.clear();
+  for (Pending* p : queue_) {
+    if (group.size() == max_group_ops_) break;
+    group.push_back(p);
   }
+  std::vector<Op> ops;
+  ops.reserve(group.size());
+  for (Pending* p : group) ops.push_back(p->op);
+  mu_.Unlock();
+  std::vector<absl::Status> statuses = RunGroup(*db_, ops);
+  mu_.Lock();
+  for (size_t i = 0; i < group.size(); ++i) {
+    queue_.pop_front();
+    group[i]->status = std::move(statuses[i]);
+    group[i]->finished = true;
+    if (group[i] != &self) group[i]->cv.Signal();  // may be gone after this
+  }
+  if (!queue_.empty()) queue_.front()->cv.Signal();  // the next leader
+  return self.status;
 }
 
 std::vector<absl::Status> GroupCommitWriter::RunGroup(

@@ -194,16 +194,14 @@ absl::StatusOr<bool> InMemoryStore::CancelLocked(RunRow& row, int64_t now_ms) {
     run.set_cancel_requested(true);
     return false;
   }
-  return absl::FailedPreconditionError(
-      absl::StrCat("run ", run.run_id(), " is already ",
-                   v1::RunState_Name(run.state())));
+  return absl::FailedPreconditionError(absl::StrCat(
+      "run ", run.run_id(), " is already ", v1::RunState_Name(run.state())));
 }
 
 Directive InMemoryStore::DirectiveLocked(const RunRow& row) {
   if (row.run.cancel_requested()) return v1::DIRECTIVE_CANCEL;
   auto it = workers_.find({row.team_id, row.run.worker_id()});
-  if (it != workers_.end() &&
-      it->second.state() == v1::WORKER_STATE_DRAINING) {
+  if (it != workers_.end() && it->second.state() == v1::WORKER_STATE_DRAINING) {
     return v1::DIRECTIVE_DRAIN;
   }
   return v1::DIRECTIVE_CONTINUE;
@@ -255,8 +253,7 @@ absl::StatusOr<TeamPrincipal> InMemoryStore::FindToken(
   return absl::NotFoundError("unknown token");
 }
 
-absl::Status InMemoryStore::RotateToken(const std::string& team_name,
-                                        Role role,
+absl::Status InMemoryStore::RotateToken(const std::string& team_name, Role role,
                                         const std::string& new_hash) {
   absl::MutexLock lock(&mu_);
   for (auto& [id, team] : teams_) {
@@ -284,7 +281,7 @@ absl::StatusOr<InsertSweepResult> InMemoryStore::InsertSweep(
       return InsertSweepResult{it->second, earlier.run_ids, true};
     }
   }
-  if (false) {
+  if (sweep.max_attempts == 0) {
     return absl::InvalidArgumentError("max_attempts must be at least 1");
   }
 
@@ -572,8 +569,7 @@ absl::StatusOr<Worker> InMemoryStore::ClearWorker(
 
 absl::StatusOr<std::optional<LeaseGrant>> InMemoryStore::LeaseRun(
     int64_t team_id, const std::string& worker_id,
-    const std::vector<std::string>& datasets, int64_t now_ms,
-    int64_t ttl_ms) {
+    const std::vector<std::string>& datasets, int64_t now_ms, int64_t ttl_ms) {
   absl::MutexLock lock(&mu_);
   auto worker_or = FindWorkerLocked(team_id, worker_id);
   if (!worker_or.ok()) {
@@ -582,10 +578,9 @@ absl::StatusOr<std::optional<LeaseGrant>> InMemoryStore::LeaseRun(
   }
   Worker& worker = **worker_or;
   if (worker.state() != v1::WORKER_STATE_ACTIVE) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("worker \"", worker_id, "\" is ",
-                     v1::WorkerState_Name(worker.state()),
-                     " and may not lease runs"));
+    return absl::FailedPreconditionError(absl::StrCat(
+        "worker \"", worker_id, "\" is ", v1::WorkerState_Name(worker.state()),
+        " and may not lease runs"));
   }
   worker.set_last_seen_at_ms(now_ms);
 
@@ -643,8 +638,8 @@ absl::StatusOr<HeartbeatResult> InMemoryStore::Heartbeat(
 
 absl::StatusOr<Directive> InMemoryStore::AppendEvents(
     int64_t team_id, const LeaseRef& lease, uint64_t batch_seq,
-    const std::vector<MetricPoint>& points,
-    const std::vector<RunEvent>& events, int64_t now_ms) {
+    const MetricPoints& points, const RunEvents& events,
+    int64_t now_ms) {
   absl::MutexLock lock(&mu_);
   auto row_or = FindLeasedRunLocked(team_id, lease, nullptr);
   if (!row_or.ok()) return row_or.status();
@@ -665,6 +660,7 @@ absl::StatusOr<Directive> InMemoryStore::AppendEvents(
     stored = point;
     stored.set_attempt(attempt);
     stored.set_seq(seq);
+    if (stored.wall_time_ms() == 0) stored.set_wall_time_ms(now_ms);
 
     if (point.name() != run.metric() || !std::isfinite(point.value())) {
       continue;
@@ -684,6 +680,7 @@ absl::StatusOr<Directive> InMemoryStore::AppendEvents(
     auto key = std::make_tuple(attempt, batch_seq, static_cast<uint32_t>(i));
     if (!row.event_keys.insert(key).second) continue;
     RunEvent event = events[i];
+    if (event.time_ms() == 0) event.set_time_ms(now_ms);
     AppendEventLocked(row, std::move(event));
   }
   return DirectiveLocked(row);
@@ -694,8 +691,7 @@ absl::Status InMemoryStore::AddArtifact(int64_t team_id, const LeaseRef& lease,
   absl::MutexLock lock(&mu_);
   auto row_or = FindLeasedRunLocked(team_id, lease, nullptr);
   if (!row_or.ok()) return row_or.status();
-  Artifact& stored =
-      (*row_or)->artifacts[{lease.attempt(), artifact.name()}];
+  Artifact& stored = (*row_or)->artifacts[{lease.attempt(), artifact.name()}];
   stored = artifact;
   stored.set_run_id(lease.run_id());
   stored.set_attempt(lease.attempt());
@@ -731,9 +727,8 @@ absl::StatusOr<RunState> InMemoryStore::FinishRun(
       final_state = v1::RUN_STATE_PRUNED;
       break;
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("FinishRun of run ", request.lease.run_id(),
-                       " needs an outcome"));
+      return absl::InvalidArgumentError(absl::StrCat(
+          "FinishRun of run ", request.lease.run_id(), " needs an outcome"));
   }
   absl::MutexLock lock(&mu_);
   auto row_or = FindLeasedRunLocked(team_id, request.lease, &request.worker_id);

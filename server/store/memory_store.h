@@ -120,9 +120,7 @@ class InMemoryStore : public Store {
   // See Store::AppendEvents.
   absl::StatusOr<sweepq::v1::Directive> AppendEvents(
       int64_t team_id, const sweepq::v1::LeaseRef& lease, uint64_t batch_seq,
-      const std::vector<sweepq::v1::MetricPoint>& points,
-      const std::vector<sweepq::v1::RunEvent>& events,
-      int64_t now_ms) override;
+      const MetricPoints& points, const RunEvents& events, int64_t now_ms) override;
   // See Store::AddArtifact.
   absl::Status AddArtifact(int64_t team_id, const sweepq::v1::LeaseRef& lease,
                            const sweepq::v1::Artifact& artifact) override;
@@ -164,8 +162,7 @@ class InMemoryStore : public Store {
     std::map<int64_t, sweepq::v1::MetricPoint> metrics;  // by seq
     std::set<std::tuple<uint32_t, uint64_t, uint32_t>> event_keys;
     std::map<int64_t, sweepq::v1::RunEvent> events;  // by seq
-    std::map<std::pair<uint32_t, std::string>, sweepq::v1::Artifact>
-        artifacts;
+    std::map<std::pair<uint32_t, std::string>, sweepq::v1::Artifact> artifacts;
   };
 
   using WorkerKey = std::pair<int64_t, std::string>;  // (team, worker id)
@@ -183,9 +180,10 @@ class InMemoryStore : public Store {
   // The run the lease names if the lease is current (and held by
   // `worker_id` unless that is null); NOT_FOUND for a foreign run,
   // FAILED_PRECONDITION for a stale lease.
-  absl::StatusOr<RunRow*> FindLeasedRunLocked(
-      int64_t team_id, const sweepq::v1::LeaseRef& lease,
-      const std::string* worker_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  absl::StatusOr<RunRow*> FindLeasedRunLocked(int64_t team_id,
+                                              const sweepq::v1::LeaseRef& lease,
+                                              const std::string* worker_id)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   // Moves the run to `state`, keeps `active_runs_` in step and appends the
   // "state" event naming `worker` and `reason`.

@@ -35,7 +35,7 @@ inline constexpr char kListRunsOfSweep[] =
     " AND (?2 = 0 OR state = ?2) AND id < ?3 ORDER BY id DESC LIMIT ?4";
 
 // A run's metric points after a watch cursor: ?1 run, ?2 seq, ?3 limit
-// (negative = none). Index: metrics_by_run (rowid range).
+// (negative = none). Index: metrics_by_seq.
 inline constexpr char kMetricsAfter[] =
     "SELECT seq, attempt, name, step, value, wall_time_ms FROM metrics"
     " WHERE run_id = ?1 AND seq > ?2 ORDER BY seq LIMIT ?3";
@@ -63,7 +63,7 @@ inline constexpr char kLeaderboardOfSweep[] =
     " ORDER BY score DESC, best_step, tiebreak_ms, id LIMIT ?3";
 
 // Every metric of (run, attempt, step): ?1 run, ?2 attempt, ?3 step.
-// Index: the UNIQUE (run_id, attempt, step, name) of metrics.
+// Index: the primary key (run_id, attempt, step, name) of metrics.
 inline constexpr char kMetricsAtStep[] =
     "SELECT name, value FROM metrics"
     " WHERE run_id = ?1 AND attempt = ?2 AND step = ?3";

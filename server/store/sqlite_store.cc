@@ -92,8 +92,11 @@ constexpr char kInsertEvent[] =
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
 constexpr char kInsertMetric[] =
     "INSERT OR IGNORE INTO metrics"
-    " (run_id, attempt, name, step, value, wall_time_ms)"
-    " VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+    " (run_id, attempt, name, step, value, wall_time_ms, seq)"
+    " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+// Runs only on the writer, so MAX + 1 cannot race. Index: metrics_by_seq.
+constexpr char kLastMetricSeq[] =
+    "SELECT COALESCE(MAX(seq), 0) FROM metrics WHERE run_id = ?1";
 
 // The lease a worker write names, with what the write needs to know.
 constexpr char kSelectLeasedRun[] =
@@ -1193,7 +1196,7 @@ absl::StatusOr<HeartbeatResult> SqliteStore::Heartbeat(
 
 absl::StatusOr<Directive> SqliteStore::AppendEvents(
     int64_t team_id, const LeaseRef& lease, uint64_t batch_seq,
-    const std::vector<MetricPoint>& points, const std::vector<RunEvent>& events,
+    const MetricPoints& points, const RunEvents& events,
     int64_t now_ms) {
   Directive directive = v1::DIRECTIVE_CONTINUE;
   RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
@@ -1213,14 +1216,23 @@ absl::StatusOr<Directive> SqliteStore::AppendEvents(
     const MetricPoint* best = nullptr;
     double best_score = 0;
     if (!points.empty()) {
+      int64_t seq = 0;
+      {
+        ASSIGN_OR_RETURN(Statement last, db.Prepare(kLastMetricSeq));
+        last.BindInt64(1, run_id);
+        ASSIGN_OR_RETURN(bool row, last.Step());
+        if (row) seq = last.ColumnInt64(0);
+      }
       ASSIGN_OR_RETURN(Statement insert, db.Prepare(kInsertMetric));
       insert.BindInt64(1, run_id);
       insert.BindInt64(2, run.attempt);
       for (const MetricPoint& point : points) {
+        insert.BindInt64(7, ++seq);
         insert.BindText(3, point.name());
         insert.BindInt64(4, point.step());
         insert.BindDouble(5, point.value());
-        insert.BindInt64(6, point.wall_time_ms());
+        insert.BindInt64(
+            6, point.wall_time_ms() != 0 ? point.wall_time_ms() : now_ms);
         RETURN_IF_ERROR(insert.Run());
         insert.Reset();
         // A point already stored (a resent batch) is skipped and does not
@@ -1246,7 +1258,8 @@ absl::StatusOr<Directive> SqliteStore::AppendEvents(
         insert.BindInt64(4, static_cast<int64_t>(i));
         insert.BindText(5, events[i].kind());
         insert.BindText(6, events[i].payload_json());
-        insert.BindInt64(7, events[i].time_ms());
+        insert.BindInt64(
+            7, events[i].time_ms() != 0 ? events[i].time_ms() : now_ms);
         RETURN_IF_ERROR(insert.Run());
         insert.Reset();
       }

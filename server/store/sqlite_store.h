@@ -45,7 +45,8 @@ struct SqliteStoreOptions {
 //
 // Writes go to one connection owned by a GroupCommitWriter: every write
 // method queues its work and blocks until the group it ran in is committed
-// (so OK means committed). Each write method is one operation in its own
+// (so OK means committed); the first caller in the queue commits the group
+// on its own thread. Each write method is one operation in its own
 // savepoint, hence atomic and isolated from the others in its group.
 // Reads run on a pool of read-only connections, each call in one read
 // transaction (a consistent snapshot), concurrently with each other and
@@ -55,14 +56,14 @@ struct SqliteStoreOptions {
 // Only one SqliteStore (one process) may open a file at a time.
 class SqliteStore : public Store {
  public:
-  // Opens (or creates) the database, applies pending migrations and starts
-  // the writer thread. INVALID_ARGUMENT for bad options; FAILED_PRECONDITION
+  // Opens (or creates) the database and applies pending migrations.
+  // INVALID_ARGUMENT for bad options; FAILED_PRECONDITION
   // for a database newer than this binary; the SQLite error otherwise.
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(
       const SqliteStoreOptions& options);
 
-  // Commits every write already queued, stops the writer thread and closes
-  // the connections. No call may be in progress.
+  // Waits for the group being committed and closes the connections. No
+  // call may be in progress.
   ~SqliteStore() override;
 
   SqliteStore(const SqliteStore&) = delete;
@@ -155,8 +156,7 @@ class SqliteStore : public Store {
   // as NaN; +-Inf are stored as they are.
   absl::StatusOr<sweepq::v1::Directive> AppendEvents(
       int64_t team_id, const sweepq::v1::LeaseRef& lease, uint64_t batch_seq,
-      const std::vector<sweepq::v1::MetricPoint>& points,
-      const std::vector<sweepq::v1::RunEvent>& events, int64_t now_ms) override;
+      const MetricPoints& points, const RunEvents& events, int64_t now_ms) override;
   // See Store::AddArtifact.
   absl::Status AddArtifact(int64_t team_id, const sweepq::v1::LeaseRef& lease,
                            const sweepq::v1::Artifact& artifact) override;

@@ -30,9 +30,15 @@
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
+#include "google/protobuf/repeated_ptr_field.h"
 #include "sweepq/v1/coordinator.pb.h"
 
 namespace sweepq::store {
+
+// Batches are passed as the request's own repeated fields, so the hot path
+// (ReportEvents) copies no point between gRPC and the store.
+using MetricPoints = google::protobuf::RepeatedPtrField<sweepq::v1::MetricPoint>;
+using RunEvents = google::protobuf::RepeatedPtrField<sweepq::v1::RunEvent>;
 
 enum class Role { kMember = 1, kWorker = 2 };
 
@@ -235,10 +241,11 @@ class Store {
   // absent (a resent batch changes nothing). Updates the run's best value
   // for its metric from finite values; LEASED becomes RUNNING. Returns the
   // directive as Heartbeat does. FAILED_PRECONDITION if not current.
+  // A point without wall time (0) or an event without time is stored with
+  // now_ms.
   virtual absl::StatusOr<sweepq::v1::Directive> AppendEvents(
       int64_t team_id, const sweepq::v1::LeaseRef& lease, uint64_t batch_seq,
-      const std::vector<sweepq::v1::MetricPoint>& points,
-      const std::vector<sweepq::v1::RunEvent>& events, int64_t now_ms) = 0;
+      const MetricPoints& points, const RunEvents& events, int64_t now_ms) = 0;
 
   // Lists an artifact (already stored by content) under a current lease.
   // Same name again in the same attempt replaces the listing.

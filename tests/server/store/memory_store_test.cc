@@ -1,9 +1,10 @@
 // Runs the Store contract suite against InMemoryStore.
+#include "server/store/memory_store.h"
+
 #include <memory>
 #include <string>
 
 #include "gtest/gtest.h"
-#include "server/store/memory_store.h"
 #include "tests/server/store/store_contract.h"
 
 namespace sweepq::store {

@@ -2,8 +2,8 @@
 // and how it reads the parts of store.h that leave room.
 #include "tests/server/store/store_contract.h"
 
-#include <cmath>
 #include <cerrno>
+#include <cmath>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -74,10 +74,14 @@ absl::Status ToStatus(const absl::StatusOr<T>& s) {
 
 #define SQ_CONCAT_INNER_(a, b) a##b
 #define SQ_CONCAT_(a, b) SQ_CONCAT_INNER_(a, b)
-#define ASSERT_OK(expr) ASSERT_TRUE(ToStatus(expr).ok()) << ToStatus(expr)
-#define EXPECT_OK(expr)                        \
-  do {                                         \
-    absl::Status sq_status_ = ToStatus(expr);  \
+#define ASSERT_OK(expr)                         \
+  do {                                          \
+    absl::Status sq_status_ = ToStatus(expr);   \
+    ASSERT_TRUE(sq_status_.ok()) << sq_status_; \
+  } while (0)
+#define EXPECT_OK(expr)                         \
+  do {                                          \
+    absl::Status sq_status_ = ToStatus(expr);   \
     EXPECT_TRUE(sq_status_.ok()) << sq_status_; \
   } while (0)
 #define ASSERT_OK_AND_ASSIGN(lhs, expr) \
@@ -175,7 +179,7 @@ v1::RunEvent Event(const std::string& kind, const std::string& payload) {
 void Report(Store& store, int64_t team, const v1::LeaseRef& lease,
             uint64_t batch_seq, const std::vector<v1::MetricPoint>& points,
             int64_t now_ms = kNow) {
-  store.AppendEvents(team, lease, batch_seq, points, {}, now_ms).value();
+  Append(store, team, lease, batch_seq, points, {}, now_ms).value();
 }
 
 FinishRequest Finish(const LeaseGrant& grant, v1::Outcome outcome,
@@ -201,9 +205,8 @@ std::vector<Struct> StateEvents(Store& store, int64_t team, int64_t run_id) {
   for (const v1::RunEvent& event : ReadAll(store, team, run_id).events) {
     if (event.kind() != "state") continue;
     Struct payload;
-    auto status =
-        google::protobuf::util::JsonStringToMessage(event.payload_json(),
-                                                    &payload);
+    auto status = google::protobuf::util::JsonStringToMessage(
+        event.payload_json(), &payload);
     EXPECT_TRUE(status.ok()) << event.payload_json();
     out.push_back(payload);
   }
@@ -349,8 +352,8 @@ TEST_P(StoreContractTest, InsertSweepQueuesEveryRunWithTheSweepSettings) {
     EXPECT_TRUE(MessageDifferencer::Equals(run.config(), sweep.runs[i].config))
         << run.config().DebugString();
     EXPECT_THAT(run.params(),
-                UnorderedElementsAre(Pair("optimizer.lr",
-                                          absl::StrCat("0.00", i + 1))));
+                UnorderedElementsAre(
+                    Pair("optimizer.lr", absl::StrCat("0.00", i + 1))));
     EXPECT_THAT(run.attempts(), IsEmpty());
   }
 }
@@ -425,8 +428,7 @@ TEST_P(StoreContractTest, UnknownIdsAreNotFound) {
               absl::StatusCode::kNotFound);
   EXPECT_CODE(store_->CancelSweep(team, 12345, kNow),
               absl::StatusCode::kNotFound);
-  EXPECT_CODE(store_->RetryRun(team, 12345, kNow),
-              absl::StatusCode::kNotFound);
+  EXPECT_CODE(store_->RetryRun(team, 12345, kNow), absl::StatusCode::kNotFound);
   EXPECT_CODE(store_->ReadRunStream(team, 12345, 0, 0, 10),
               absl::StatusCode::kNotFound);
   EXPECT_CODE(store_->ListArtifacts(team, 12345), absl::StatusCode::kNotFound);
@@ -470,12 +472,11 @@ TEST_P(StoreContractTest, ForeignTeamRunIsNotFound) {
               absl::StatusCode::kNotFound);
   EXPECT_CODE(store_->ReadRunStream(mine, run_id, 0, 0, 10),
               absl::StatusCode::kNotFound);
-  EXPECT_CODE(store_->ListArtifacts(mine, run_id),
-              absl::StatusCode::kNotFound);
+  EXPECT_CODE(store_->ListArtifacts(mine, run_id), absl::StatusCode::kNotFound);
   // Writes under the (valid) lease, but through the wrong team.
   EXPECT_CODE(store_->Heartbeat(mine, "their-gpu", grant.lease, kNow, kTtl),
               absl::StatusCode::kNotFound);
-  EXPECT_CODE(store_->AppendEvents(mine, grant.lease, 1,
+  EXPECT_CODE(Append(*store_, mine, grant.lease, 1,
                                    {Point("val_f1", 1, 0.5)}, {}, kNow),
               absl::StatusCode::kNotFound);
   v1::Artifact artifact;
@@ -549,8 +550,7 @@ TEST_P(StoreContractTest, ListRunsPagesWithLimitAndBeforeRunId) {
 
   RunFilter page;
   page.limit = 2;
-  ASSERT_OK_AND_ASSIGN(std::vector<v1::Run> runs,
-                       store_->ListRuns(team, page));
+  ASSERT_OK_AND_ASSIGN(std::vector<v1::Run> runs, store_->ListRuns(team, page));
   EXPECT_THAT(IdsOf(runs), ElementsAre(ids[104], ids[103]));
 
   page.before_run_id = runs.back().run_id();
@@ -641,7 +641,8 @@ TEST_P(StoreContractTest, UpsertWorkerUpdatesFieldsAndKeepsQuarantine) {
   AddWorker(*store_, team, "gpu1", kNow);
   AddSweep(*store_, team, MakeSweep(1));
   LeaseGrant grant = Lease(*store_, team, "gpu1");
-  FinishRequest fail = Finish(grant, v1::OUTCOME_FAILED, kNow + 10, false, "oom");
+  FinishRequest fail =
+      Finish(grant, v1::OUTCOME_FAILED, kNow + 10, false, "oom");
   fail.quarantine_after = 1;
   ASSERT_OK(store_->FinishRun(team, fail));
 
@@ -792,8 +793,8 @@ TEST_P(StoreContractTest, LeaseStampsAttemptLeaseAndExpiry) {
   EXPECT_EQ(grant->run.state(), v1::RUN_STATE_LEASED);
   EXPECT_EQ(grant->run.attempt(), 1u);
   EXPECT_EQ(grant->run.worker_id(), "gpu1");
-  EXPECT_TRUE(MessageDifferencer::Equals(grant->run.config(),
-                                         sweep.runs[0].config));
+  EXPECT_TRUE(
+      MessageDifferencer::Equals(grant->run.config(), sweep.runs[0].config));
 
   ASSERT_OK_AND_ASSIGN(v1::Run run, store_->GetRun(team, inserted.run_ids[0]));
   EXPECT_EQ(run.state(), v1::RUN_STATE_LEASED);
@@ -1027,9 +1028,9 @@ TEST_P(StoreContractTest, StaleLeaseRefsAreRejected) {
   for (const v1::LeaseRef& lease : {wrong_id, wrong_attempt}) {
     EXPECT_CODE(store_->Heartbeat(team, "gpu1", lease, kNow, kTtl),
                 absl::StatusCode::kFailedPrecondition);
-    EXPECT_CODE(store_->AppendEvents(team, lease, 1, {Point("val_f1", 1, 1)},
-                                     {}, kNow),
-                absl::StatusCode::kFailedPrecondition);
+    EXPECT_CODE(
+        Append(*store_, team, lease, 1, {Point("val_f1", 1, 1)}, {}, kNow),
+        absl::StatusCode::kFailedPrecondition);
   }
   // The right lease named by another worker.
   EXPECT_CODE(store_->Heartbeat(team, "gpu2", grant.lease, kNow, kTtl),
@@ -1064,10 +1065,10 @@ TEST_P(StoreContractTest, ZombieWriteWithOldLeaseIsRejectedAndChangesNothing) {
 
   EXPECT_CODE(store_->Heartbeat(team, "gpu1", zombie.lease, kNow + 2100, 1000),
               absl::StatusCode::kFailedPrecondition);
-  EXPECT_CODE(store_->AppendEvents(team, zombie.lease, 2,
-                                   {Point("val_f1", 2, 0.99)},
-                                   {Event("log", "{}")}, kNow + 2100),
-              absl::StatusCode::kFailedPrecondition);
+  EXPECT_CODE(
+      Append(*store_, team, zombie.lease, 2, {Point("val_f1", 2, 0.99)},
+                           {Event("log", "{}")}, kNow + 2100),
+      absl::StatusCode::kFailedPrecondition);
   v1::Artifact artifact;
   artifact.set_name("model.pt");
   artifact.set_sha256("abc");
@@ -1109,7 +1110,7 @@ TEST_P(StoreContractTest, WritesAfterFinishAreRejected) {
 
   EXPECT_CODE(store_->Heartbeat(team, "gpu1", grant.lease, kNow, kTtl),
               absl::StatusCode::kFailedPrecondition);
-  EXPECT_CODE(store_->AppendEvents(team, grant.lease, 9,
+  EXPECT_CODE(Append(*store_, team, grant.lease, 9,
                                    {Point("val_f1", 1, 1)}, {}, kNow),
               absl::StatusCode::kFailedPrecondition);
   EXPECT_CODE(store_->FinishRun(team, Finish(grant, v1::OUTCOME_FAILED)),
@@ -1140,7 +1141,7 @@ TEST_P(StoreContractTest, CancelLeasedRunIsADirective) {
   EXPECT_EQ(beat.directive, v1::DIRECTIVE_CANCEL);
   ASSERT_OK_AND_ASSIGN(
       v1::Directive directive,
-      store_->AppendEvents(team, grant.lease, 1, {}, {}, kNow + 4));
+      Append(*store_, team, grant.lease, 1, {}, {}, kNow + 4));
   EXPECT_EQ(directive, v1::DIRECTIVE_CANCEL);
 
   ASSERT_OK_AND_ASSIGN(
@@ -1164,7 +1165,7 @@ TEST_P(StoreContractTest, DrainingWorkerGetsDrainDirective) {
                        store_->Heartbeat(team, "gpu1", a.lease, kNow, kTtl));
   EXPECT_EQ(beat.directive, v1::DIRECTIVE_DRAIN);
   ASSERT_OK_AND_ASSIGN(v1::Directive directive,
-                       store_->AppendEvents(team, a.lease, 1, {}, {}, kNow));
+                       Append(*store_, team, a.lease, 1, {}, {}, kNow));
   EXPECT_EQ(directive, v1::DIRECTIVE_DRAIN);
 
   // A cancel outranks the drain.
@@ -1190,13 +1191,13 @@ TEST_P(StoreContractTest, FirstReportMovesLeasedToRunning) {
   LeaseGrant grant = Lease(*store_, team, "gpu1");
   ASSERT_OK_AND_ASSIGN(
       v1::Directive directive,
-      store_->AppendEvents(team, grant.lease, 1, {}, {}, kNow + 1));
+      Append(*store_, team, grant.lease, 1, {}, {}, kNow + 1));
   EXPECT_EQ(directive, v1::DIRECTIVE_CONTINUE);
   ASSERT_OK_AND_ASSIGN(v1::Run run, store_->GetRun(team, grant.lease.run_id()));
   EXPECT_EQ(run.state(), v1::RUN_STATE_RUNNING);
   // Writes under the same lease keep working while RUNNING.
   EXPECT_OK(store_->Heartbeat(team, "gpu1", grant.lease, kNow + 2, kTtl));
-  EXPECT_OK(store_->AppendEvents(team, grant.lease, 2, {}, {}, kNow + 3));
+  EXPECT_OK(Append(*store_, team, grant.lease, 2, {}, {}, kNow + 3));
 }
 
 TEST_P(StoreContractTest, AppendEventsDoesNotExtendTheLease) {
@@ -1217,21 +1218,23 @@ TEST_P(StoreContractTest, DuplicateBatchIsStoredOnce) {
   const int64_t run_id = grant.lease.run_id();
   std::vector<v1::MetricPoint> points = {Point("val_f1", 1, 0.5),
                                          Point("loss", 1, 2.0)};
-  std::vector<v1::RunEvent> events = {Event("log", R"({"line":"epoch 1"})"),
-                                      Event("log", R"({"line":"epoch 1 end"})")};
-  ASSERT_OK(store_->AppendEvents(team, grant.lease, 7, points, events, kNow));
+  std::vector<v1::RunEvent> events = {
+      Event("log", R"({"line":"epoch 1"})"),
+      Event("log", R"({"line":"epoch 1 end"})")};
+  ASSERT_OK(Append(*store_, team, grant.lease, 7, points, events, kNow));
   WatchBatch first = ReadAll(*store_, team, run_id);
 
   // The same batch again, and a batch that repeats a key with a new value.
-  ASSERT_OK(store_->AppendEvents(team, grant.lease, 7, points, events, kNow));
-  ASSERT_OK(store_->AppendEvents(team, grant.lease, 8,
+  ASSERT_OK(Append(*store_, team, grant.lease, 7, points, events, kNow));
+  ASSERT_OK(Append(*store_, team, grant.lease, 8,
                                  {Point("val_f1", 1, 0.99)}, {}, kNow));
   WatchBatch second = ReadAll(*store_, team, run_id);
 
   ASSERT_THAT(second.metrics, SizeIs(2));
   ASSERT_EQ(second.events.size(), first.events.size());
   for (size_t i = 0; i < first.metrics.size(); ++i) {
-    EXPECT_TRUE(MessageDifferencer::Equals(first.metrics[i], second.metrics[i]));
+    EXPECT_TRUE(
+        MessageDifferencer::Equals(first.metrics[i], second.metrics[i]));
   }
   for (size_t i = 0; i < first.events.size(); ++i) {
     EXPECT_TRUE(MessageDifferencer::Equals(first.events[i], second.events[i]));
@@ -1247,10 +1250,10 @@ TEST_P(StoreContractTest, EventsAreKeyedByBatchAndIndex) {
   LeaseGrant grant = Lease(*store_, team, "gpu1");
   const int64_t run_id = grant.lease.run_id();
   v1::RunEvent event = Event("log", R"({"line":"same"})");
-  ASSERT_OK(store_->AppendEvents(team, grant.lease, 1, {}, {event}, kNow));
-  ASSERT_OK(store_->AppendEvents(team, grant.lease, 2, {}, {event}, kNow));
+  ASSERT_OK(Append(*store_, team, grant.lease, 1, {}, {event}, kNow));
+  ASSERT_OK(Append(*store_, team, grant.lease, 2, {}, {event}, kNow));
   ASSERT_OK(
-      store_->AppendEvents(team, grant.lease, 2, {}, {event, event}, kNow));
+      Append(*store_, team, grant.lease, 2, {}, {event, event}, kNow));
   int logs = 0;
   for (const v1::RunEvent& e : ReadAll(*store_, team, run_id).events) {
     if (e.kind() == "log") ++logs;
@@ -1386,7 +1389,7 @@ TEST_P(StoreContractTest, ReadRunStreamResumesAfterCursor) {
   AddSweep(*store_, team, MakeSweep(1));
   LeaseGrant grant = Lease(*store_, team, "gpu1");
   const int64_t run_id = grant.lease.run_id();
-  ASSERT_OK(store_->AppendEvents(
+  ASSERT_OK(Append(*store_, 
       team, grant.lease, 1,
       {Point("loss", 1, 3.0), Point("loss", 2, 2.0), Point("loss", 3, 1.0)},
       {Event("log", R"({"n":0})"), Event("log", R"({"n":1})")}, kNow + 7));
@@ -1436,7 +1439,7 @@ TEST_P(StoreContractTest, ReadRunStreamResumesAfterCursor) {
   EXPECT_THAT(page.events, IsEmpty());
 
   // Only what arrives later shows up after the cursors.
-  ASSERT_OK(store_->AppendEvents(team, grant.lease, 2, {Point("loss", 4, 0.5)},
+  ASSERT_OK(Append(*store_, team, grant.lease, 2, {Point("loss", 4, 0.5)},
                                  {Event("log", R"({"n":2})")}, kNow + 8));
   ASSERT_OK_AND_ASSIGN(page, store_->ReadRunStream(team, run_id, metric_cursor,
                                                    event_cursor, 2));
@@ -1463,19 +1466,29 @@ TEST_P(StoreContractTest, ReadRunStreamLimitZeroReturnsEverything) {
   EXPECT_THAT(batch.metrics, SizeIs(250));
 }
 
-TEST_P(StoreContractTest, SeqsIncreaseAcrossRunsInInsertionOrder) {
+TEST_P(StoreContractTest, SeqsIncreaseWithinARunInInsertionOrder) {
   int64_t team = AddTeam(*store_, "vision");
   AddWorker(*store_, team, "gpu1");
   AddSweep(*store_, team, MakeSweep(2));
   LeaseGrant a = Lease(*store_, team, "gpu1");
   LeaseGrant b = Lease(*store_, team, "gpu1");
+  // Steps deliberately out of order: seq follows arrival, not step.
+  Report(*store_, team, a.lease, 1, {Point("loss", 5, 1.0)});
   Report(*store_, team, b.lease, 1, {Point("loss", 1, 1.0)});
-  Report(*store_, team, a.lease, 1, {Point("loss", 1, 1.0)});
+  Report(*store_, team, a.lease, 2, {Point("loss", 2, 1.0)});
   WatchBatch from_a = ReadAll(*store_, team, a.lease.run_id());
   WatchBatch from_b = ReadAll(*store_, team, b.lease.run_id());
-  ASSERT_THAT(from_a.metrics, SizeIs(1));
+  ASSERT_THAT(from_a.metrics, SizeIs(2));
   ASSERT_THAT(from_b.metrics, SizeIs(1));
-  EXPECT_GT(from_a.metrics[0].seq(), from_b.metrics[0].seq());
+  EXPECT_EQ(from_a.metrics[0].step(), 5);
+  EXPECT_EQ(from_a.metrics[1].step(), 2);
+  EXPECT_GT(from_a.metrics[1].seq(), from_a.metrics[0].seq());
+  // Resuming after the first point yields only the second.
+  auto rest = store_->ReadRunStream(team, a.lease.run_id(),
+                                    from_a.metrics[0].seq(), 0, 0);
+  ASSERT_OK(rest);
+  ASSERT_THAT(rest->metrics, SizeIs(1));
+  EXPECT_EQ(rest->metrics[0].step(), 2);
   // b's RUNNING event was written after a's LEASED event.
   EXPECT_GT(from_b.events.back().seq(), from_a.events[1].seq());
 }
@@ -1487,22 +1500,22 @@ TEST_P(StoreContractTest, StateChangesAppearAsEvents) {
   AddSweep(*store_, team, MakeSweep(1));
   LeaseGrant first = Lease(*store_, team, "gpu1", kNow + 10, 1000);
   const int64_t run_id = first.lease.run_id();
-  ASSERT_OK(store_->AppendEvents(team, first.lease, 1, {},
-                                 {Event("log", "{}")}, kNow + 20));
+  ASSERT_OK(Append(*store_, team, first.lease, 1, {}, {Event("log", "{}")},
+                                 kNow + 20));
   ASSERT_OK(store_->CancelRun(team, run_id, kNow + 25));  // not a state change
-  ASSERT_OK(store_->ExpireLeases(kNow + 2000));  // cancel requested
+  ASSERT_OK(store_->ExpireLeases(kNow + 2000));           // cancel requested
   ASSERT_OK(store_->RetryRun(team, run_id, kNow + 3000));
   LeaseGrant second = Lease(*store_, team, "gpu2", kNow + 4000);
   Report(*store_, team, second.lease, 1, {}, kNow + 4100);
-  ASSERT_OK(store_->FinishRun(team, Finish(second, v1::OUTCOME_SUCCEEDED,
-                                           kNow + 5000, false, "done")));
+  ASSERT_OK(store_->FinishRun(
+      team, Finish(second, v1::OUTCOME_SUCCEEDED, kNow + 5000, false, "done")));
 
   std::vector<Struct> states = StateEvents(*store_, team, run_id);
-  EXPECT_THAT(StatesOf(states),
-              ElementsAre("RUN_STATE_QUEUED", "RUN_STATE_LEASED",
-                          "RUN_STATE_RUNNING", "RUN_STATE_CANCELLED",
-                          "RUN_STATE_QUEUED", "RUN_STATE_LEASED",
-                          "RUN_STATE_RUNNING", "RUN_STATE_SUCCEEDED"));
+  EXPECT_THAT(
+      StatesOf(states),
+      ElementsAre("RUN_STATE_QUEUED", "RUN_STATE_LEASED", "RUN_STATE_RUNNING",
+                  "RUN_STATE_CANCELLED", "RUN_STATE_QUEUED", "RUN_STATE_LEASED",
+                  "RUN_STATE_RUNNING", "RUN_STATE_SUCCEEDED"));
   for (const Struct& payload : states) {
     for (const char* key : {"state", "attempt", "worker", "reason"}) {
       EXPECT_EQ(payload.fields().count(key), 1u) << key;
@@ -1642,8 +1655,8 @@ TEST_P(StoreContractTest, CancelledAndPrunedOutcomesAreFinal) {
       store_->FinishRun(team, Finish(a, v1::OUTCOME_PRUNED, kNow + 1, true)));
   EXPECT_EQ(state, v1::RUN_STATE_PRUNED);
   ASSERT_OK_AND_ASSIGN(
-      state,
-      store_->FinishRun(team, Finish(b, v1::OUTCOME_CANCELLED, kNow + 2, true)));
+      state, store_->FinishRun(
+                 team, Finish(b, v1::OUTCOME_CANCELLED, kNow + 2, true)));
   EXPECT_EQ(state, v1::RUN_STATE_CANCELLED);
   ASSERT_OK_AND_ASSIGN(v1::Run run, store_->GetRun(team, a.lease.run_id()));
   EXPECT_EQ(run.state(), v1::RUN_STATE_PRUNED);
@@ -1670,8 +1683,8 @@ TEST_P(StoreContractTest, NonRetryableFailureIsFinal) {
   LeaseGrant grant = Lease(*store_, team, "gpu1");
   ASSERT_OK_AND_ASSIGN(
       v1::RunState state,
-      store_->FinishRun(team, Finish(grant, v1::OUTCOME_FAILED, kNow + 5,
-                                     false, "bad data: 40% unreadable")));
+      store_->FinishRun(team, Finish(grant, v1::OUTCOME_FAILED, kNow + 5, false,
+                                     "bad data: 40% unreadable")));
   EXPECT_EQ(state, v1::RUN_STATE_FAILED);
   ASSERT_OK_AND_ASSIGN(v1::Run run, store_->GetRun(team, grant.lease.run_id()));
   EXPECT_EQ(run.state(), v1::RUN_STATE_FAILED);
@@ -1743,8 +1756,8 @@ TEST_P(StoreContractTest, RetryableFailureOfCancelRequestedRunIsFinal) {
   ASSERT_OK(store_->CancelRun(team, grant.lease.run_id(), kNow));
   ASSERT_OK_AND_ASSIGN(
       v1::RunState state,
-      store_->FinishRun(team, Finish(grant, v1::OUTCOME_FAILED, kNow + 1, true,
-                                     "killed")));
+      store_->FinishRun(
+          team, Finish(grant, v1::OUTCOME_FAILED, kNow + 1, true, "killed")));
   EXPECT_EQ(state, v1::RUN_STATE_FAILED);
 }
 
@@ -2094,8 +2107,8 @@ TEST_P(StoreContractTest, RetryRunRequeuesFinalRun) {
 
   // A run cancelled while queued gets the sweep's budget from attempt 0.
   ASSERT_OK(store_->CancelRun(team, inserted.run_ids[1], kNow + 6));
-  ASSERT_OK_AND_ASSIGN(run, store_->RetryRun(team, inserted.run_ids[1],
-                                             kNow + 7));
+  ASSERT_OK_AND_ASSIGN(run,
+                       store_->RetryRun(team, inserted.run_ids[1], kNow + 7));
   EXPECT_EQ(run.state(), v1::RUN_STATE_QUEUED);
   EXPECT_EQ(run.max_attempts(), 2u);
 }
@@ -2153,19 +2166,19 @@ TEST_P(StoreContractTest, LeaderboardOrdersAndBreaksTies) {
   Report(*store_, team, g[5].lease, 1, {Point("val_f1", 5, 0.8)});
   Report(*store_, team, g[6].lease, 1, {Point("val_f1", 1, kNaN)});
   Report(*store_, team, g[7].lease, 1, {Point("loss", 1, 0.1)});
-  ASSERT_OK(store_->FinishRun(team,
-                              Finish(g[0], v1::OUTCOME_SUCCEEDED, kNow + 500)));
-  ASSERT_OK(store_->FinishRun(team,
-                              Finish(g[3], v1::OUTCOME_SUCCEEDED, kNow + 400)));
-  ASSERT_OK(store_->FinishRun(team,
-                              Finish(g[5], v1::OUTCOME_SUCCEEDED, kNow + 400)));
+  ASSERT_OK(
+      store_->FinishRun(team, Finish(g[0], v1::OUTCOME_SUCCEEDED, kNow + 500)));
+  ASSERT_OK(
+      store_->FinishRun(team, Finish(g[3], v1::OUTCOME_SUCCEEDED, kNow + 400)));
+  ASSERT_OK(
+      store_->FinishRun(team, Finish(g[5], v1::OUTCOME_SUCCEEDED, kNow + 400)));
 
   ASSERT_OK_AND_ASSIGN(std::vector<v1::LeaderboardEntry> board,
                        store_->Leaderboard(team, LeaderboardQuery{}));
   // 0.9 first; then among 0.8: step 3, then finished at 400 (lower id
   // first), then finished at 500, then unfinished.
-  EXPECT_THAT(IdsOf(board), ElementsAre(id(1), id(2), id(3), id(5), id(0),
-                                        id(4)));
+  EXPECT_THAT(IdsOf(board),
+              ElementsAre(id(1), id(2), id(3), id(5), id(0), id(4)));
   for (size_t i = 0; i < board.size(); ++i) {
     EXPECT_EQ(board[i].rank(), i + 1);
     EXPECT_FALSE(board[i].run().has_config());
@@ -2194,9 +2207,9 @@ TEST_P(StoreContractTest, LeaderboardMinimizeGoal) {
   query.sweep_id = inserted.sweep_id;
   ASSERT_OK_AND_ASSIGN(std::vector<v1::LeaderboardEntry> board,
                        store_->Leaderboard(team, query));
-  EXPECT_THAT(IdsOf(board), ElementsAre(g[1].lease.run_id(),
-                                        g[0].lease.run_id(),
-                                        g[2].lease.run_id()));
+  EXPECT_THAT(IdsOf(board),
+              ElementsAre(g[1].lease.run_id(), g[0].lease.run_id(),
+                          g[2].lease.run_id()));
   ASSERT_THAT(board, SizeIs(3));
   EXPECT_DOUBLE_EQ(board[1].run().best_value(), 0.5);
   EXPECT_EQ(board[1].run().best_step(), 2);
@@ -2204,7 +2217,8 @@ TEST_P(StoreContractTest, LeaderboardMinimizeGoal) {
   EXPECT_EQ(board[2].run().goal(), v1::GOAL_MINIMIZE);
 }
 
-TEST_P(StoreContractTest, LeaderboardMetricsAtBestComeFromTheBestAttemptAndStep) {
+TEST_P(StoreContractTest,
+       LeaderboardMetricsAtBestComeFromTheBestAttemptAndStep) {
   int64_t team = AddTeam(*store_, "vision");
   AddWorker(*store_, team, "gpu1");
   AddSweep(*store_, team, MakeSweep(1));
@@ -2228,6 +2242,31 @@ TEST_P(StoreContractTest, LeaderboardMetricsAtBestComeFromTheBestAttemptAndStep)
   EXPECT_DOUBLE_EQ(metrics.at("val_f1"), 0.9);
   EXPECT_DOUBLE_EQ(metrics.at("val_acc"), 0.95);
   EXPECT_TRUE(std::isinf(metrics.at("val_nll")));
+}
+
+TEST_P(StoreContractTest, LeaderboardMetricsAtBestIgnoreLaterAttempts) {
+  int64_t team = AddTeam(*store_, "vision");
+  AddWorker(*store_, team, "gpu1");
+  AddSweep(*store_, team, MakeSweep(1));
+  LeaseGrant first = Lease(*store_, team, "gpu1", kNow, 1000);
+  Report(*store_, team, first.lease, 1,
+         {Point("val_f1", 4, 0.9), Point("val_acc", 4, 0.95)});
+  ASSERT_OK(store_->ExpireLeases(kNow + 1001));
+  LeaseGrant second = Lease(*store_, team, "gpu1", kNow + 2000);
+  // Same step, worse value, and a metric the best attempt never reported.
+  Report(*store_, team, second.lease, 1,
+         {Point("val_f1", 4, 0.5), Point("val_acc", 4, 0.1),
+          Point("train_loss", 4, 0.01)});
+
+  ASSERT_OK_AND_ASSIGN(std::vector<v1::LeaderboardEntry> board,
+                       store_->Leaderboard(team, LeaderboardQuery{}));
+  ASSERT_THAT(board, SizeIs(1));
+  EXPECT_EQ(board[0].run().best_attempt(), 1u);
+  const auto& metrics = board[0].metrics_at_best();
+  EXPECT_EQ(metrics.size(), 2u);
+  EXPECT_EQ(metrics.count("train_loss"), 0u);
+  ASSERT_EQ(metrics.count("val_acc"), 1u);
+  EXPECT_DOUBLE_EQ(metrics.at("val_acc"), 0.95);
 }
 
 TEST_P(StoreContractTest, LeaderboardFiltersBySweepMetricAndTop) {
@@ -2263,12 +2302,17 @@ TEST_P(StoreContractTest, LeaderboardFiltersBySweepMetricAndTop) {
     EXPECT_NE(entry.run().run_id(), foreign.lease.run_id());
   }
 
+  LeaderboardQuery top0;
+  top0.top = 0;  // means 20
+  ASSERT_OK_AND_ASSIGN(board, store_->Leaderboard(team, top0));
+  EXPECT_THAT(board, SizeIs(20));
+
   LeaderboardQuery top3;
   top3.top = 3;
   ASSERT_OK_AND_ASSIGN(board, store_->Leaderboard(team, top3));
-  EXPECT_THAT(IdsOf(board), ElementsAre(f1_sweep.run_ids[21],
-                                        f1_sweep.run_ids[20],
-                                        f1_sweep.run_ids[19]));
+  EXPECT_THAT(IdsOf(board),
+              ElementsAre(f1_sweep.run_ids[21], f1_sweep.run_ids[20],
+                          f1_sweep.run_ids[19]));
 
   LeaderboardQuery by_metric;
   by_metric.metric = "val_loss";

@@ -13,7 +13,8 @@
 //
 // ---------------------------------------------------------------------------
 // How the suite reads the parts of store.h that leave room (both
-// implementations must behave this way; the tests check what is marked *):
+// implementations must behave this way; the tests check what is marked *,
+// and not what is marked -):
 //
 // Ids and scoping
 //  * Team, sweep and run ids are positive and increase in insertion order
@@ -36,9 +37,10 @@
 //    request contains, and inserts nothing.
 //  * ListRuns: `limit` 0 means 100. Runs come without config and attempts;
 //    every other field is filled.
-//  * CancelRun returns the run as GetRun does. Cancelling a LEASED/RUNNING
-//    run twice is OK (stays requested). CancelSweep counts every
-//    LEASED/RUNNING run in the second number, even if already requested.
+//  - CancelRun returns the run as GetRun does (with config and attempts).
+//  * Cancelling a LEASED/RUNNING run twice is OK (stays requested).
+//    CancelSweep counts every LEASED/RUNNING run in the second number, even
+//    if already requested.
 //  * RetryRun clears error, retryable, cancel_requested, finished_at_ms,
 //    worker and lease; keeps attempt, the attempt history and the best value.
 //    SUCCEEDED, QUEUED, LEASED, RUNNING are FAILED_PRECONDITION.
@@ -59,6 +61,7 @@
 //    team) is FAILED_PRECONDITION too; the message contains the worker id and
 //    WorkerState_Name of its state (e.g. "WORKER_STATE_QUARANTINED"), or
 //    "not registered".
+//  * LeaseGrant::run is the run as GetRun returns it after the lease.
 //  * A lease sets run.worker_id, lease_expires_at_ms and started_at_ms (=
 //    now, the start of the current attempt) and appends Attempt{attempt,
 //    worker, started_at_ms = now, outcome UNSPECIFIED}.
@@ -74,12 +77,14 @@
 //
 // Events and metrics
 //  * Every successful AppendEvents, even an empty batch, turns LEASED into
-//    RUNNING. Points already present (same run, attempt, name, step) and
-//    events already present (same run, attempt, batch_seq, index in the
-//    vector) are skipped: the first write wins, and a skipped point does not
-//    touch the best value. Points and events are stored with the lease's
-//    attempt and a seq from one store-wide counter per table (metrics,
-//    events), so seqs increase in insertion order.
+//    RUNNING; that "state" event is written before the batch's events.
+//    Points already present (same run, attempt, name, step) and events
+//    already present (same run, attempt, batch_seq, index in the vector)
+//    are skipped: the first write wins, and a skipped point does not touch
+//    the best value. Points and events are stored with the lease's
+//    attempt and a seq that increases in insertion order within the run
+//    (watch cursors are per run; SqliteStore numbers metric points per run,
+//    events store-wide — both satisfy this).
 //  * Best value: only points named like the run's metric with a finite value
 //    count. A point replaces the best if its score (value, or -value when
 //    minimizing; GOAL_UNSPECIFIED maximizes) is strictly greater, or equal at
@@ -100,7 +105,8 @@
 //    lease (lease_expires_at_ms 0) and finished_at_ms; the closed attempt
 //    has outcome FAILED. A final state sets finished_at_ms = now, keeps
 //    worker_id, clears the lease; the attempt's outcome is that state.
-//    run.error = reason for FAILED outcomes; run.retryable = the request's.
+//    run.error = reason for FAILED outcomes (requeued or not);
+//    run.retryable = the request's flag for FAILED, else false.
 //  * Worker failures: every FAILED outcome (requeued or not) adds one,
 //    SUCCEEDED resets to 0, CANCELLED / PRUNED leave it. Reaching
 //    quarantine_after (> 0; 0 never quarantines) sets QUARANTINED with a
@@ -138,6 +144,16 @@ namespace sweepq::store {
 // Builds a fresh, empty store whose files (if any) live under `temp_dir`,
 // a directory that exists, is empty and is removed after the test. Returns
 // nullptr if the store cannot be opened (the test then fails).
+// Store::AppendEvents for tests that hold their batch in vectors.
+inline absl::StatusOr<sweepq::v1::Directive> Append(
+    Store& store, int64_t team_id, const sweepq::v1::LeaseRef& lease,
+    uint64_t batch_seq, const std::vector<sweepq::v1::MetricPoint>& points,
+    const std::vector<sweepq::v1::RunEvent>& events, int64_t now_ms) {
+  MetricPoints p(points.begin(), points.end());
+  RunEvents e(events.begin(), events.end());
+  return store.AppendEvents(team_id, lease, batch_seq, p, e, now_ms);
+}
+
 using StoreFactory =
     std::function<std::unique_ptr<Store>(const std::string& temp_dir)>;
 
