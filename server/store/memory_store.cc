@@ -7,6 +7,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/crypto.h"
+#include "server/store/run_rules.h"
 
 namespace sweepq::store {
 namespace {
@@ -26,53 +27,9 @@ constexpr uint32_t kDefaultListLimit = 100;
 constexpr uint32_t kDefaultLeaderboardTop = 20;
 constexpr char kLeaseExpired[] = "lease expired";
 
-bool IsActive(RunState state) {
-  return state == v1::RUN_STATE_LEASED || state == v1::RUN_STATE_RUNNING;
-}
 
-bool IsFinal(RunState state) {
-  return state == v1::RUN_STATE_SUCCEEDED || state == v1::RUN_STATE_FAILED ||
-         state == v1::RUN_STATE_CANCELLED || state == v1::RUN_STATE_PRUNED;
-}
 
-// Higher is better whatever the goal.
-double Score(v1::Goal goal, double value) {
-  return goal == v1::GOAL_MINIMIZE ? -value : value;
-}
 
-std::string JsonString(const std::string& s) {
-  std::string out = "\"";
-  for (unsigned char c : s) {
-    switch (c) {
-      case '"':
-        out += "\\\"";
-        break;
-      case '\\':
-        out += "\\\\";
-        break;
-      case '\n':
-        out += "\\n";
-        break;
-      case '\r':
-        out += "\\r";
-        break;
-      case '\t':
-        out += "\\t";
-        break;
-      default:
-        if (c < 0x20) {
-          static constexpr char kHex[] = "0123456789abcdef";
-          out += "\\u00";
-          out += kHex[c >> 4];
-          out += kHex[c & 0xf];
-        } else {
-          out += static_cast<char>(c);
-        }
-    }
-  }
-  out += "\"";
-  return out;
-}
 
 // A run as ListRuns and Leaderboard return it.
 Run Summary(const Run& run) {
@@ -162,10 +119,8 @@ void InMemoryStore::SetStateLocked(RunRow& row, RunState state,
   RunEvent event;
   event.set_kind("state");
   event.set_time_ms(now_ms);
-  event.set_payload_json(absl::StrCat(
-      "{\"state\":", JsonString(v1::RunState_Name(state)),
-      ",\"attempt\":", row.run.attempt(), ",\"worker\":", JsonString(worker),
-      ",\"reason\":", JsonString(reason), "}"));
+  event.set_payload_json(
+      StateEventPayload(state, row.run.attempt(), worker, reason));
   AppendEventLocked(row, std::move(event));
 }
 
@@ -676,7 +631,7 @@ absl::StatusOr<Directive> InMemoryStore::AppendEvents(
     }
   }
 
-  for (size_t i = 0; i < events.size(); ++i) {
+  for (int i = 0; i < events.size(); ++i) {
     auto key = std::make_tuple(attempt, batch_seq, static_cast<uint32_t>(i));
     if (!row.event_keys.insert(key).second) continue;
     RunEvent event = events[i];
@@ -712,24 +667,10 @@ absl::StatusOr<std::vector<Artifact>> InMemoryStore::ListArtifacts(
 
 absl::StatusOr<RunState> InMemoryStore::FinishRun(
     int64_t team_id, const FinishRequest& request) {
-  RunState final_state;
-  switch (request.outcome) {
-    case v1::OUTCOME_SUCCEEDED:
-      final_state = v1::RUN_STATE_SUCCEEDED;
-      break;
-    case v1::OUTCOME_FAILED:
-      final_state = v1::RUN_STATE_FAILED;
-      break;
-    case v1::OUTCOME_CANCELLED:
-      final_state = v1::RUN_STATE_CANCELLED;
-      break;
-    case v1::OUTCOME_PRUNED:
-      final_state = v1::RUN_STATE_PRUNED;
-      break;
-    default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "FinishRun of run ", request.lease.run_id(), " needs an outcome"));
-  }
+  absl::StatusOr<RunState> outcome_state =
+      StateOfOutcome(request.outcome, request.lease.run_id());
+  if (!outcome_state.ok()) return outcome_state.status();
+  const RunState final_state = *outcome_state;
   absl::MutexLock lock(&mu_);
   auto row_or = FindLeasedRunLocked(team_id, request.lease, &request.worker_id);
   if (!row_or.ok()) return row_or.status();

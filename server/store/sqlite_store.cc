@@ -11,6 +11,7 @@
 #include "common/status_macros.h"
 #include "server/store/flat_json.h"
 #include "server/store/migrations.h"
+#include "server/store/run_rules.h"
 #include "server/store/sqlite_queries.h"
 
 namespace sweepq::store {
@@ -137,14 +138,7 @@ constexpr char kTouchWorker[] =
 
 // ---- Helpers ----
 
-bool IsActive(RunState state) {
-  return state == v1::RUN_STATE_LEASED || state == v1::RUN_STATE_RUNNING;
-}
 
-// Higher is better whatever the goal (GOAL_UNSPECIFIED maximizes).
-double Score(v1::Goal goal, double value) {
-  return goal == v1::GOAL_MINIMIZE ? -value : value;
-}
 
 // Lease ids and batch seqs are uint64 kept in signed columns, same bits.
 int64_t ToSql(uint64_t value) { return static_cast<int64_t>(value); }
@@ -272,13 +266,7 @@ absl::Status CheckTeam(Database& db, int64_t team_id) {
 absl::Status AppendStateEvent(Database& db, int64_t run_id, uint32_t attempt,
                               RunState state, absl::string_view worker,
                               absl::string_view reason, int64_t now_ms) {
-  std::string payload = "{\"state\":";
-  AppendJsonString(v1::RunState_Name(state), &payload);
-  absl::StrAppend(&payload, ",\"attempt\":", attempt, ",\"worker\":");
-  AppendJsonString(worker, &payload);
-  payload += ",\"reason\":";
-  AppendJsonString(reason, &payload);
-  payload += '}';
+  const std::string payload = StateEventPayload(state, attempt, worker, reason);
 
   ASSIGN_OR_RETURN(Statement insert, db.Prepare(kInsertStateEvent));
   insert.BindInt64(1, run_id);
@@ -1254,7 +1242,7 @@ absl::StatusOr<Directive> SqliteStore::AppendEvents(
       insert.BindInt64(1, run_id);
       insert.BindInt64(2, run.attempt);
       insert.BindInt64(3, ToSql(batch_seq));
-      for (size_t i = 0; i < events.size(); ++i) {
+      for (int i = 0; i < events.size(); ++i) {
         insert.BindInt64(4, static_cast<int64_t>(i));
         insert.BindText(5, events[i].kind());
         insert.BindText(6, events[i].payload_json());
@@ -1344,24 +1332,8 @@ absl::StatusOr<std::vector<Artifact>> SqliteStore::ListArtifacts(
 
 absl::StatusOr<RunState> SqliteStore::FinishRun(int64_t team_id,
                                                 const FinishRequest& request) {
-  RunState final_state;
-  switch (request.outcome) {
-    case v1::OUTCOME_SUCCEEDED:
-      final_state = v1::RUN_STATE_SUCCEEDED;
-      break;
-    case v1::OUTCOME_FAILED:
-      final_state = v1::RUN_STATE_FAILED;
-      break;
-    case v1::OUTCOME_CANCELLED:
-      final_state = v1::RUN_STATE_CANCELLED;
-      break;
-    case v1::OUTCOME_PRUNED:
-      final_state = v1::RUN_STATE_PRUNED;
-      break;
-    default:
-      return absl::InvalidArgumentError(absl::StrCat(
-          "FinishRun of run ", request.lease.run_id(), " needs an outcome"));
-  }
+  ASSIGN_OR_RETURN(const RunState final_state,
+                   StateOfOutcome(request.outcome, request.lease.run_id()));
   const bool failed = final_state == v1::RUN_STATE_FAILED;
   const std::optional<std::string> error =
       failed ? std::optional<std::string>(request.reason) : std::nullopt;
