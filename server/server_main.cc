@@ -1,5 +1,6 @@
 // sweepq-server: the coordinator. Flags are read here only and handed on in
 // ServerOptions; see server/server.h.
+#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -40,7 +41,7 @@ constexpr char kUsage[] = R"(the sweepq coordinator.
 
 Usage:
   sweepq-server [--db FILE] [--listen HOST:PORT] [--artifacts DIR]
-                [--tls_cert FILE --tls_key FILE]
+                [--tls-cert FILE --tls-key FILE]
       Serve the gRPC API until SIGTERM/SIGINT (pending writes are committed).
   sweepq-server team create NAME [--db FILE]
       Create a team; prints its member token and worker token once.
@@ -49,8 +50,24 @@ Usage:
 
 Example:
   sweepq-server --db /var/lib/sweepq/sweepq.db --listen 0.0.0.0:50051 \
-      --tls_cert server.pem --tls_key server.key
+      --tls-cert server.pem --tls-key server.key
+
+Flags may be written with dashes or underscores (--tls-cert = --tls_cert).
 )";
+
+// Lets people write --tls-cert as the docs and other tools do; Abseil
+// flags only know --tls_cert.
+std::vector<std::string> NormalizeFlagSpelling(int argc, char** argv) {
+  std::vector<std::string> args(argv, argv + argc);
+  for (size_t i = 1; i < args.size(); ++i) {
+    std::string& a = args[i];
+    if (a == "--") break;
+    if (a.size() < 3 || a[0] != '-' || a[1] != '-') continue;
+    const size_t end = std::min(a.find('='), a.size());
+    std::replace(a.begin() + 2, a.begin() + static_cast<long>(end), '-', '_');
+  }
+  return args;
+}
 
 bool IsOurFlagFile(absl::string_view file) {
   return absl::StrContains(file, "server_main.cc");
@@ -111,7 +128,11 @@ int main(int argc, char** argv) {
   usage_config.contains_helpshort_flags = IsOurFlagFile;
   absl::SetFlagsUsageConfig(usage_config);
   absl::SetProgramUsageMessage(kUsage);
-  std::vector<char*> args = absl::ParseCommandLine(argc, argv);
+  std::vector<std::string> spelled = NormalizeFlagSpelling(argc, argv);
+  std::vector<char*> raw_args;
+  for (std::string& a : spelled) raw_args.push_back(a.data());
+  std::vector<char*> args = absl::ParseCommandLine(
+      static_cast<int>(raw_args.size()), raw_args.data());
   // Debian's Abseil keeps lock-order checking on; every mutex acquisition
   // then updates a global graph. Our locks are flat (never nested), so the
   // check only costs throughput.

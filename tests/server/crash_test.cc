@@ -38,7 +38,7 @@ class ServerProcess {
  public:
   ServerProcess(const std::string& db, const std::string& artifacts)
       : process_({kServer, "--db=" + db, "--artifacts=" + artifacts,
-                  "--listen=127.0.0.1:0", "--lease_ttl_ms=600000"}) {
+                  "--listen=127.0.0.1:0", "--lease-ttl-ms=600000"}) {
     std::string line;
     while (process_.ReadLine(&line)) {
       std::smatch m;
