@@ -278,14 +278,15 @@ absl::Status Coordinator::WatchRun(
                      store_->ReadRunStream(team_id, request.run_id(),
                                            metric_seq, event_seq, kPageSize));
     // Merge the two streams by time so a reader sees epochs and state
-    // changes interleaved as they happened.
+    // changes interleaved as they happened; on a tie the event goes first
+    // (the RUNNING transition a batch causes precedes that batch's points).
     size_t mi = 0, ei = 0;
     while (mi < batch.metrics.size() || ei < batch.events.size()) {
       sweepq::v1::WatchRunResponse item;
       bool take_metric =
           ei >= batch.events.size() ||
           (mi < batch.metrics.size() &&
-           batch.metrics[mi].wall_time_ms() <= batch.events[ei].time_ms());
+           batch.metrics[mi].wall_time_ms() < batch.events[ei].time_ms());
       if (take_metric) {
         metric_seq = batch.metrics[mi].seq();
         *item.mutable_metric() = batch.metrics[mi++];
