@@ -955,7 +955,7 @@ std::string MainHelp() {
       "coordinator unreachable.\n\nExample:\n"
       "  sweepq login --server gpu-coord:50051 --team vision --token "
       "\"$TOKEN\"\n"
-      "  sweepq submit examples/sweeps/radam_vs_adamw.yaml\n"
+      "  sweepq submit examples/sweeps/radam_cosine_vs_adamw.yaml\n"
       "  sweepq board\n");
   return out;
 }

@@ -153,8 +153,8 @@ absl::Status RunSubmit(const std::vector<std::string>& args,
        "never creates the sweep twice; resubmitting with the same K returns "
        "the first\nsweep. SWEEP.yaml may be - for stdin. See sweepq "
        "example-sweep for the format.",
-       "  sweepq submit examples/sweeps/radam_vs_adamw.yaml --dry-run\n"
-       "  sweepq submit examples/sweeps/radam_vs_adamw.yaml --priority 5\n"});
+       "  sweepq submit examples/sweeps/radam_cosine_vs_adamw.yaml --dry-run\n"
+       "  sweepq submit examples/sweeps/radam_cosine_vs_adamw.yaml --priority 5\n"});
   CommonOptions common;
   int64_t priority = 0;
   bool dry_run = false;

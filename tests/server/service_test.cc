@@ -11,7 +11,7 @@
 #include "common/clock.h"
 #include "common/crypto.h"
 #include "gmock/gmock.h"
-#include "grpcpp/ext/proto_server_reflection_plugin.h"
+#include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
 #include "grpc/health/v1/health.grpc.pb.h"
@@ -208,6 +208,7 @@ class ServiceTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
+  grpc::Status grpc_status_;
   FakeClock clock_{SystemClock().NowMs()};
   std::string cert_, key_;
   std::unique_ptr<CoordinatorServer> server_;
@@ -519,6 +520,44 @@ TEST_F(ServiceTest, HealthServiceAndReflectionAnswer) {
   grpc::ClientContext ctx;
   ASSERT_TRUE(health->Check(&ctx, req, &resp).ok());
   EXPECT_EQ(resp.status(), grpc::health::v1::HealthCheckResponse::SERVING);
+
+  // Server reflection, spoken on the wire as grpcurl does: a
+  // ServerReflectionRequest with `list_services: ""` (field 7) must come
+  // back naming both of our services.
+  grpc::GenericStub generic(channel_);
+  grpc::CompletionQueue cq;
+  grpc::ClientContext rctx;
+  rctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  auto call = generic.PrepareCall(
+      &rctx, "/grpc.reflection.v1alpha.ServerReflection/ServerReflectionInfo",
+      &cq);
+  void* tag;
+  bool ok;
+  call->StartCall(reinterpret_cast<void*>(1));
+  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  const std::string list_services("\x3a\x00", 2);
+  grpc::Slice slice(list_services);
+  grpc::ByteBuffer request(&slice, 1);
+  call->Write(request, reinterpret_cast<void*>(2));
+  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  grpc::ByteBuffer reply;
+  call->Read(&reply, reinterpret_cast<void*>(3));
+  ASSERT_TRUE(cq.Next(&tag, &ok) && ok);
+  std::vector<grpc::Slice> slices;
+  ASSERT_TRUE(reply.Dump(&slices).ok());
+  std::string bytes;
+  for (const auto& sl : slices) {
+    bytes.append(reinterpret_cast<const char*>(sl.begin()), sl.size());
+  }
+  EXPECT_THAT(bytes, HasSubstr("sweepq.v1.TeamService"));
+  EXPECT_THAT(bytes, HasSubstr("sweepq.v1.WorkerService"));
+  rctx.TryCancel();
+  call->Finish(&grpc_status_, reinterpret_cast<void*>(4));
+  while (cq.Next(&tag, &ok) && tag != reinterpret_cast<void*>(4)) {
+  }
+  cq.Shutdown();
+  while (cq.Next(&tag, &ok)) {
+  }
 }
 
 // ---- Auth matrix: every RPC, without a token, with a wrong token, with the
