@@ -356,6 +356,33 @@ int main(int argc, char** argv) {
       Percentile(trial.lease_ms, 0.99), Percentile(trial.report_ms, 0.5),
       Percentile(trial.report_ms, 0.99));
 
+  // Phase 1b: the same with fsync on every commit, the durability Optuna's
+  // SQLite storage has by default (our default survives a process crash,
+  // not a power loss).
+  double ours_trials_fsync = 0;
+  {
+    sweepq::server::ServerOptions durable = options;
+    durable.db_path = dir + "/sweepq-fsync.db";
+    durable.artifacts_dir = dir + "/artifacts-fsync";
+    durable.synchronous_full = true;
+    auto fsync_server = sweepq::server::CoordinatorServer::Start(durable);
+    CHECK(fsync_server.ok()) << fsync_server.status();
+    auto fsync_tokens = (*fsync_server)->coordinator()->CreateTeam("bench");
+    CHECK(fsync_tokens.ok());
+    PhaseResult durable_trial = RunLoad(
+        absl::StrCat("127.0.0.1:", (*fsync_server)->port()),
+        fsync_tokens->member_token, fsync_tokens->worker_token, workers,
+        seconds, batches, 1, "fsync");
+    ours_trials_fsync =
+        static_cast<double>(durable_trial.trials) / durable_trial.seconds;
+    std::cout << absl::StrFormat(
+        "ours   trial shape, --sync-full (fsync per commit): %.0f trials/s, "
+        "report p50 %.2f ms p99 %.2f ms\n",
+        ours_trials_fsync, Percentile(durable_trial.report_ms, 0.5),
+        Percentile(durable_trial.report_ms, 0.99));
+    (*fsync_server)->Shutdown();
+  }
+
   // Phase 2: metric throughput with realistic spool-sized batches.
   const int ppb = absl::GetFlag(FLAGS_points_per_batch);
   PhaseResult load = RunLoad(address, tokens->member_token,
@@ -390,6 +417,9 @@ int main(int argc, char** argv) {
       "trials/s\n",
       batches, optuna);
   const double ratio = optuna > 0 ? ours_trials / optuna : 0;
+  std::cout << absl::StrFormat(
+      "ratio at equal durability (--sync-full vs Optuna): %.1f\n",
+      optuna > 0 ? ours_trials_fsync / optuna : 0);
   std::cout << absl::StrFormat(
       "coordinator: ratio=%.1f points_per_s=%.0f leaderboard_p99_ms=%.2f\n",
       ratio, points_per_s, board_p99);
