@@ -1,6 +1,5 @@
 // sweepq-server: the coordinator. Flags are read here only and handed on in
 // ServerOptions; see server/server.h.
-#include <algorithm>
 #include <csignal>
 #include <cstdio>
 #include <iostream>
@@ -8,11 +7,8 @@
 #include <vector>
 
 #include "absl/flags/flag.h"
-#include "absl/flags/parse.h"
-#include "absl/flags/usage.h"
-#include "absl/flags/usage_config.h"
-#include "absl/strings/match.h"
 #include "absl/synchronization/mutex.h"
+#include "common/flags.h"
 #include "glog/logging.h"
 #include "server/server.h"
 
@@ -55,28 +51,10 @@ Example:
 Flags may be written with dashes or underscores (--tls-cert = --tls_cert).
 )";
 
-// Lets people write --tls-cert as the docs and other tools do; Abseil
-// flags only know --tls_cert.
-std::vector<std::string> NormalizeFlagSpelling(int argc, char** argv) {
-  std::vector<std::string> args(argv, argv + argc);
-  for (size_t i = 1; i < args.size(); ++i) {
-    std::string& a = args[i];
-    if (a == "--") break;
-    if (a.size() < 3 || a[0] != '-' || a[1] != '-') continue;
-    const size_t end = std::min(a.find('='), a.size());
-    std::replace(a.begin() + 2, a.begin() + static_cast<long>(end), '-', '_');
-  }
-  return args;
-}
-
-bool IsOurFlagFile(absl::string_view file) {
-  return absl::StrContains(file, "server_main.cc");
-}
-
-int RunTeamCommand(const std::vector<char*>& args) {
+int RunTeamCommand(const std::vector<std::string>& args) {
   namespace srv = sweepq::server;
   if (args.size() != 4 ||
-      (std::string(args[2]) != "create" && std::string(args[2]) != "rotate")) {
+      (args[2] != "create" && args[2] != "rotate")) {
     std::cerr << "usage: sweepq-server team create|rotate NAME [--db FILE]\n";
     return 2;
   }
@@ -123,16 +101,8 @@ int RunTeamCommand(const std::vector<char*>& args) {
 }  // namespace
 
 int main(int argc, char** argv) {
-  absl::FlagsUsageConfig usage_config;
-  usage_config.contains_help_flags = IsOurFlagFile;
-  usage_config.contains_helpshort_flags = IsOurFlagFile;
-  absl::SetFlagsUsageConfig(usage_config);
-  absl::SetProgramUsageMessage(kUsage);
-  std::vector<std::string> spelled = NormalizeFlagSpelling(argc, argv);
-  std::vector<char*> raw_args;
-  for (std::string& a : spelled) raw_args.push_back(a.data());
-  std::vector<char*> args = absl::ParseCommandLine(
-      static_cast<int>(raw_args.size()), raw_args.data());
+  std::vector<std::string> args =
+      sweepq::ParseMainFlags(argc, argv, kUsage, "server/server_main.cc");
   // Debian's Abseil keeps lock-order checking on; every mutex acquisition
   // then updates a global graph. Our locks are flat (never nested), so the
   // check only costs throughput.
@@ -140,7 +110,7 @@ int main(int argc, char** argv) {
   FLAGS_logtostderr = true;
   google::InitGoogleLogging(argv[0]);
 
-  if (args.size() >= 2 && std::string(args[1]) == "team") {
+  if (args.size() >= 2 && args[1] == "team") {
     return RunTeamCommand(args);
   }
   if (args.size() > 1) {
