@@ -41,6 +41,11 @@ step "creating team 'demo'"
 MEMBER=$(sed -n 's/^member token: //p' "$DEMO_DIR/tokens.txt")
 echo "tokens written to $DEMO_DIR/tokens.txt"
 
+if [[ -x "$BIN/worker/sweepq-make-dataset" ]]; then
+  step "generating the synthetic mask data set (40 people, 280 JPEGs)"
+  "$BIN/worker/sweepq-make-dataset" --out "$DEMO_DIR/data/mask" --people 40 --seed 1
+fi
+
 SWEEPQ="$BIN/client/sweepq"
 step "sweepq login"
 "$SWEEPQ" login --server "127.0.0.1:$PORT" --team demo --token "$MEMBER"
