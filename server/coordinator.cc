@@ -347,74 +347,87 @@ absl::StatusOr<sweepq::v1::RegisterWorkerResponse> Coordinator::RegisterWorker(
   return response;
 }
 
+uint64_t Coordinator::QueueGeneration() {
+  absl::MutexLock lock(&mu_);
+  return queue_generation_;
+}
+
+bool Coordinator::WaitForQueueChange(uint64_t seen, absl::Duration max_wait) {
+  const absl::Time deadline = absl::Now() + max_wait;
+  absl::MutexLock lock(&mu_);
+  while (queue_generation_ == seen && !shutting_down_) {
+    if (queue_changed_.WaitWithDeadline(&mu_, deadline)) break;
+  }
+  return !shutting_down_;
+}
+
+absl::StatusOr<sweepq::v1::LeaseResponse> Coordinator::TryLease(
+    int64_t team_id, const sweepq::v1::LeaseRequest& request) {
+  sweepq::v1::LeaseResponse response;
+  response.set_heartbeat_interval_ms(options_.lease_ttl_ms / 3);
+  response.set_directive(sweepq::v1::DIRECTIVE_CONTINUE);
+  ASSIGN_OR_RETURN(sweepq::v1::Worker worker,
+                   store_->GetWorker(team_id, request.worker_id()));
+  if (worker.state() == sweepq::v1::WORKER_STATE_DRAINING) {
+    response.set_directive(sweepq::v1::DIRECTIVE_DRAIN);
+    return response;
+  }
+  if (worker.state() == sweepq::v1::WORKER_STATE_QUARANTINED) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "worker ", worker.worker_id(), " is quarantined (",
+        worker.quarantine_reason(),
+        "); a teammate can run `sweepq workers clear ", worker.worker_id(),
+        "` once the host is fixed"));
+  }
+  std::vector<std::string> datasets(worker.datasets().begin(),
+                                    worker.datasets().end());
+  ASSIGN_OR_RETURN(std::optional<store::LeaseGrant> grant,
+                   store_->LeaseRun(team_id, worker.worker_id(), datasets,
+                                    clock_->NowMs(), options_.lease_ttl_ms));
+  if (!grant.has_value()) return response;
+  LOG(INFO) << "lease run " << grant->run.run_id() << " attempt "
+            << grant->lease.attempt() << " -> worker " << worker.worker_id();
+  // Resume from the newest checkpoint an earlier attempt uploaded.
+  if (grant->lease.attempt() > 1) {
+    auto artifacts = store_->ListArtifacts(team_id, grant->run.run_id());
+    if (artifacts.ok()) {
+      for (const auto& a : *artifacts) {
+        if (a.name() == "last.ckpt" &&
+            (!response.has_resume_from() ||
+             a.attempt() > response.resume_from().attempt())) {
+          *response.mutable_resume_from() = a;
+        }
+      }
+    }
+  }
+  response.set_granted(true);
+  *response.mutable_run() = std::move(grant->run);
+  *response.mutable_lease() = grant->lease;
+  response.set_lease_expires_at_ms(grant->lease_expires_at_ms);
+  NotifyEventsAppended();
+  return response;
+}
+
+absl::Duration Coordinator::LeaseWait(const sweepq::v1::LeaseRequest& request) const {
+  return absl::Milliseconds(
+      std::clamp<int64_t>(request.wait_ms(), 0, options_.max_lease_wait_ms));
+}
+
 absl::StatusOr<sweepq::v1::LeaseResponse> Coordinator::Lease(
     int64_t team_id, const sweepq::v1::LeaseRequest& request,
     const CancelledFn& cancelled) {
-  const absl::Time deadline =
-      absl::Now() +
-      absl::Milliseconds(std::clamp<int64_t>(request.wait_ms(), 0,
-                                             options_.max_lease_wait_ms));
-  sweepq::v1::LeaseResponse response;
-  response.set_heartbeat_interval_ms(options_.lease_ttl_ms / 3);
+  const absl::Time deadline = absl::Now() + LeaseWait(request);
   while (true) {
-    uint64_t generation;
-    {
-      absl::MutexLock lock(&mu_);
-      generation = queue_generation_;
-    }
-    ASSIGN_OR_RETURN(sweepq::v1::Worker worker,
-                     store_->GetWorker(team_id, request.worker_id()));
-    if (worker.state() == sweepq::v1::WORKER_STATE_DRAINING) {
-      response.set_directive(sweepq::v1::DIRECTIVE_DRAIN);
+    const uint64_t generation = QueueGeneration();
+    ASSIGN_OR_RETURN(sweepq::v1::LeaseResponse response,
+                     TryLease(team_id, request));
+    if (response.granted() ||
+        response.directive() == sweepq::v1::DIRECTIVE_DRAIN ||
+        absl::Now() >= deadline || cancelled()) {
       return response;
     }
-    if (worker.state() == sweepq::v1::WORKER_STATE_QUARANTINED) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "worker ", worker.worker_id(), " is quarantined (",
-          worker.quarantine_reason(), "); a teammate can run `sweepq workers clear ",
-          worker.worker_id(), "` once the host is fixed"));
-    }
-    std::vector<std::string> datasets(worker.datasets().begin(),
-                                      worker.datasets().end());
-    const int64_t now = clock_->NowMs();
-    ASSIGN_OR_RETURN(std::optional<store::LeaseGrant> grant,
-                     store_->LeaseRun(team_id, worker.worker_id(), datasets,
-                                      now, options_.lease_ttl_ms));
-    if (grant.has_value()) {
-      LOG(INFO) << "lease run " << grant->run.run_id() << " attempt "
-                << grant->lease.attempt() << " -> worker "
-                << worker.worker_id();
-      // Resume from the newest checkpoint an earlier attempt uploaded.
-      if (grant->lease.attempt() > 1) {
-        auto artifacts = store_->ListArtifacts(team_id, grant->run.run_id());
-        if (artifacts.ok()) {
-          for (const auto& a : *artifacts) {
-            if (a.name() == "last.ckpt" &&
-                (!response.has_resume_from() ||
-                 a.attempt() > response.resume_from().attempt())) {
-              *response.mutable_resume_from() = a;
-            }
-          }
-        }
-      }
-      response.set_granted(true);
-      *response.mutable_run() = std::move(grant->run);
-      *response.mutable_lease() = grant->lease;
-      response.set_lease_expires_at_ms(grant->lease_expires_at_ms);
-      response.set_directive(sweepq::v1::DIRECTIVE_CONTINUE);
-      NotifyEventsAppended();
-      return response;
-    }
-    absl::MutexLock lock(&mu_);
-    while (queue_generation_ == generation && !shutting_down_) {
-      if (absl::Now() >= deadline || cancelled()) {
-        response.set_directive(sweepq::v1::DIRECTIVE_CONTINUE);
-        return response;
-      }
-      queue_changed_.WaitWithTimeout(
-          &mu_, std::min(kWaitSlice, deadline - absl::Now()));
-    }
-    if (shutting_down_) {
+    if (!WaitForQueueChange(generation,
+                            std::min(kWaitSlice, deadline - absl::Now()))) {
       return absl::UnavailableError("coordinator is shutting down");
     }
   }

@@ -20,6 +20,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "common/clock.h"
 #include "server/artifact_store.h"
 #include "server/store/store.h"
@@ -131,6 +132,22 @@ class Coordinator {
   absl::StatusOr<sweepq::v1::LeaseResponse> Lease(
       int64_t team_id, const sweepq::v1::LeaseRequest& request,
       const CancelledFn& cancelled);
+
+  // One Lease attempt that never waits: a granted run, DRAIN, or an empty
+  // answer (granted = false). Errors as Lease.
+  absl::StatusOr<sweepq::v1::LeaseResponse> TryLease(
+      int64_t team_id, const sweepq::v1::LeaseRequest& request);
+
+  // How long a Lease call may wait: its wait_ms capped by the options.
+  absl::Duration LeaseWait(const sweepq::v1::LeaseRequest& request) const;
+
+  // A counter bumped whenever a run may have become leasable (a sweep
+  // submitted, a run requeued or retried, a worker drained).
+  uint64_t QueueGeneration();
+
+  // Waits until QueueGeneration() differs from `seen` or `max_wait` passed.
+  // Returns false once the coordinator is shutting down.
+  bool WaitForQueueChange(uint64_t seen, absl::Duration max_wait);
 
   absl::StatusOr<sweepq::v1::HeartbeatResponse> Heartbeat(
       int64_t team_id, const sweepq::v1::HeartbeatRequest& request);

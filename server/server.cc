@@ -66,8 +66,10 @@ absl::StatusOr<std::unique_ptr<CoordinatorServer>> CoordinatorServer::Start(
   s->auth_ = std::make_unique<Authenticator>(s->store_.get(), clock);
   s->team_service_ =
       std::make_unique<TeamServiceImpl>(s->coordinator_.get(), s->auth_.get());
+  s->lease_waiters_ = std::make_unique<LeaseWaiters>(s->coordinator_.get());
   s->worker_service_ = std::make_unique<WorkerServiceImpl>(
-      s->coordinator_.get(), s->auth_.get(), s->artifacts_.get());
+      s->coordinator_.get(), s->auth_.get(), s->artifacts_.get(),
+      s->lease_waiters_.get());
 
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
@@ -99,12 +101,14 @@ void CoordinatorServer::Shutdown() {
   shut_down_ = true;
   if (server_ != nullptr) {
     server_->GetHealthCheckService()->SetServingStatus(false);
-    coordinator_->Shutdown();  // wakes long-polling Lease and WatchRun calls
+    coordinator_->Shutdown();    // wakes WatchRun calls
+    lease_waiters_->Shutdown();  // answers parked Lease calls
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::seconds(5));
   }
   // Destroying the coordinator joins its expiry thread; destroying the
   // store commits whatever writes are still queued.
+  lease_waiters_.reset();
   coordinator_.reset();
   store_.reset();
   LOG(INFO) << "sweepq-server stopped";

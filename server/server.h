@@ -15,6 +15,7 @@
 #include "server/artifact_store.h"
 #include "server/auth.h"
 #include "server/coordinator.h"
+#include "server/lease_waiters.h"
 #include "server/service.h"
 #include "server/store/store.h"
 
@@ -66,6 +67,7 @@ class CoordinatorServer {
   std::unique_ptr<ArtifactStore> artifacts_;
   std::unique_ptr<Coordinator> coordinator_;
   std::unique_ptr<Authenticator> auth_;
+  std::unique_ptr<LeaseWaiters> lease_waiters_;
   std::unique_ptr<TeamServiceImpl> team_service_;
   std::unique_ptr<WorkerServiceImpl> worker_service_;
   std::unique_ptr<grpc::Server> server_;

@@ -5,13 +5,14 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
+#include "server/lease_waiters.h"
 
 namespace sweepq::server {
 namespace {
 
 constexpr size_t kDownloadChunkBytes = 1 << 20;
 
-std::string AuthorizationOf(grpc::ServerContext* ctx) {
+std::string AuthorizationOf(grpc::ServerContextBase* ctx) {
   const auto& md = ctx->client_metadata();
   auto it = md.find("authorization");
   if (it == md.end()) return "";
@@ -191,7 +192,7 @@ grpc::Status TeamServiceImpl::DownloadArtifact(
 // ---- WorkerService ----
 
 absl::StatusOr<store::TeamPrincipal> WorkerServiceImpl::Authorize(
-    grpc::ServerContext* ctx) {
+    grpc::ServerContextBase* ctx) {
   return auth_->Authenticate(AuthorizationOf(ctx), store::Role::kWorker);
 }
 
@@ -204,14 +205,33 @@ grpc::Status WorkerServiceImpl::RegisterWorker(
   });
 }
 
-grpc::Status WorkerServiceImpl::Lease(grpc::ServerContext* ctx,
-                                      const sweepq::v1::LeaseRequest* req,
-                                      sweepq::v1::LeaseResponse* resp) {
-  return Serve(Authorize(ctx), [&](const store::TeamPrincipal& p) {
-    ASSIGN_OR_RETURN(*resp,
-                     coordinator_->Lease(p.team_id, *req, CancelledOf(ctx)));
-    return absl::OkStatus();
-  });
+grpc::ServerUnaryReactor* WorkerServiceImpl::Lease(
+    grpc::CallbackServerContext* ctx, const sweepq::v1::LeaseRequest* req,
+    sweepq::v1::LeaseResponse* resp) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::StatusOr<store::TeamPrincipal> principal = Authorize(ctx);
+  if (!principal.ok()) {
+    reactor->Finish(ToGrpcStatus(principal.status()));
+    return reactor;
+  }
+  const absl::Time deadline = absl::Now() + coordinator_->LeaseWait(*req);
+  const uint64_t generation = coordinator_->QueueGeneration();
+  absl::StatusOr<sweepq::v1::LeaseResponse> attempt =
+      coordinator_->TryLease(principal->team_id, *req);
+  if (!attempt.ok()) {
+    reactor->Finish(ToGrpcStatus(attempt.status()));
+    return reactor;
+  }
+  if (attempt->granted() ||
+      attempt->directive() == sweepq::v1::DIRECTIVE_DRAIN ||
+      absl::Now() >= deadline) {
+    *resp = std::move(*attempt);
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+  waiters_->Add(principal->team_id, ctx, reactor, req, resp, deadline,
+                generation);
+  return reactor;
 }
 
 grpc::Status WorkerServiceImpl::Heartbeat(

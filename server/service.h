@@ -68,19 +68,29 @@ class TeamServiceImpl final : public sweepq::v1::TeamService::Service {
   Authenticator* const auth_;
 };
 
-class WorkerServiceImpl final : public sweepq::v1::WorkerService::Service {
+class LeaseWaiters;
+
+// Lease uses gRPC's callback API so that a long poll parks in LeaseWaiters
+// instead of holding a thread; the other calls are synchronous.
+using WorkerServiceBase = sweepq::v1::WorkerService::WithCallbackMethod_Lease<
+    sweepq::v1::WorkerService::Service>;
+
+class WorkerServiceImpl final : public WorkerServiceBase {
  public:
   // All must outlive the service.
   WorkerServiceImpl(Coordinator* coordinator, Authenticator* auth,
-                    ArtifactStore* artifacts)
-      : coordinator_(coordinator), auth_(auth), artifacts_(artifacts) {}
+                    ArtifactStore* artifacts, LeaseWaiters* waiters)
+      : coordinator_(coordinator),
+        auth_(auth),
+        artifacts_(artifacts),
+        waiters_(waiters) {}
 
   grpc::Status RegisterWorker(grpc::ServerContext* ctx,
                               const sweepq::v1::RegisterWorkerRequest* req,
                               sweepq::v1::RegisterWorkerResponse* resp) override;
-  grpc::Status Lease(grpc::ServerContext* ctx,
-                     const sweepq::v1::LeaseRequest* req,
-                     sweepq::v1::LeaseResponse* resp) override;
+  grpc::ServerUnaryReactor* Lease(grpc::CallbackServerContext* ctx,
+                                  const sweepq::v1::LeaseRequest* req,
+                                  sweepq::v1::LeaseResponse* resp) override;
   grpc::Status Heartbeat(grpc::ServerContext* ctx,
                          const sweepq::v1::HeartbeatRequest* req,
                          sweepq::v1::HeartbeatResponse* resp) override;
@@ -96,10 +106,11 @@ class WorkerServiceImpl final : public sweepq::v1::WorkerService::Service {
                          sweepq::v1::FinishRunResponse* resp) override;
 
  private:
-  absl::StatusOr<store::TeamPrincipal> Authorize(grpc::ServerContext* ctx);
+  absl::StatusOr<store::TeamPrincipal> Authorize(grpc::ServerContextBase* ctx);
   Coordinator* const coordinator_;
   Authenticator* const auth_;
   ArtifactStore* const artifacts_;
+  LeaseWaiters* const waiters_;
 };
 
 }  // namespace sweepq::server

@@ -3,6 +3,7 @@
 
 #include <fstream>
 #include <functional>
+#include <set>
 #include <memory>
 #include <string>
 #include <thread>
@@ -412,6 +413,90 @@ TEST_F(ServiceTest, LongPollingLeaseWakesWhenASweepArrives) {
   Submit(alpha_, kSweep);
   waiter.join();
   EXPECT_TRUE(got.granted());
+}
+
+TEST_F(ServiceTest, LongPollWithoutRunsAnswersEmptyAtItsDeadline) {
+  Register(alpha_, "gpu1");
+  auto got = Lease(alpha_, "gpu1", /*wait_ms=*/300);
+  EXPECT_FALSE(got.granted());
+  EXPECT_EQ(got.directive(), v1::DIRECTIVE_CONTINUE);
+}
+
+int ProcessThreads() {
+  std::ifstream status("/proc/self/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("Threads:", 0) == 0) return std::stoi(line.substr(8));
+  }
+  return -1;
+}
+
+TEST_F(ServiceTest, ParkedLongPollsHoldNoThreadsAndAreAllServed) {
+  Register(alpha_, "gpu1");
+  constexpr int kCalls = 150;
+  grpc::CompletionQueue cq;
+  std::vector<std::unique_ptr<grpc::ClientContext>> contexts;
+  std::vector<v1::LeaseResponse> responses(kCalls);
+  std::vector<grpc::Status> statuses(kCalls);
+  std::vector<std::unique_ptr<grpc::ClientAsyncResponseReader<v1::LeaseResponse>>>
+      calls;
+  v1::LeaseRequest req;
+  req.set_worker_id("gpu1");
+  req.set_wait_ms(15'000);
+  for (int i = 0; i < kCalls; ++i) {
+    contexts.push_back(Ctx(alpha_.worker));
+    calls.push_back(workers_->AsyncLease(contexts.back().get(), req, &cq));
+    calls.back()->Finish(&responses[i], &statuses[i],
+                         reinterpret_cast<void*>(static_cast<intptr_t>(i)));
+  }
+  // Every call reaches the server and parks; a synchronous long poll would
+  // need a thread per call (150 here), parked ones need none.
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  const int threads = ProcessThreads();
+  EXPECT_LT(threads, 100) << "long polls seem to hold threads";
+
+  // Runs for all of them: each parked call is granted one run.
+  std::string yaml = std::string(R"(
+method: random
+run_cap: )") + std::to_string(kCalls) + R"(
+config:
+  data: {dataset: mask}
+  model: {name: small_cnn}
+  train: {epochs: 1}
+parameters:
+  seed: {distribution: int_uniform, min: 0, max: 1000000}
+)";
+  Submit(alpha_, yaml);
+  std::set<int64_t> runs;
+  for (int i = 0; i < kCalls; ++i) {
+    void* tag;
+    bool ok;
+    ASSERT_TRUE(cq.Next(&tag, &ok));
+    const auto n = static_cast<size_t>(reinterpret_cast<intptr_t>(tag));
+    ASSERT_TRUE(statuses[n].ok()) << statuses[n].error_message();
+    EXPECT_TRUE(responses[n].granted());
+    runs.insert(responses[n].run().run_id());
+  }
+  EXPECT_EQ(runs.size(), static_cast<size_t>(kCalls));  // no run twice
+  cq.Shutdown();
+}
+
+TEST_F(ServiceTest, ShutdownAnswersParkedLongPolls) {
+  Register(alpha_, "gpu1");
+  grpc::Status status;
+  std::thread waiter([&] {
+    v1::LeaseRequest req;
+    req.set_worker_id("gpu1");
+    req.set_wait_ms(15'000);
+    v1::LeaseResponse resp;
+    status = workers_->Lease(Ctx(alpha_.worker).get(), req, &resp);
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const auto start = std::chrono::steady_clock::now();
+  server_->Shutdown();
+  waiter.join();
+  EXPECT_EQ(status.error_code(), grpc::StatusCode::UNAVAILABLE);
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(5));
 }
 
 TEST_F(ServiceTest, ArtifactUploadIsVerifiedAndDownloadsByteEqual) {
