@@ -26,6 +26,7 @@
 
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
@@ -47,6 +48,9 @@ ABSL_FLAG(std::string, python, "/usr/bin/python3",
 ABSL_FLAG(std::string, optuna_script, "bench/optuna_reference.py",
           "the Optuna reference script");
 ABSL_FLAG(std::string, work_dir, "", "scratch directory (default: a temp dir)");
+ABSL_FLAG(std::string, phases, "trial,fsync,throughput,leaderboard,optuna",
+          "phases to run, comma-separated (trial always runs); the last "
+          "line's figures are 0 for phases left out");
 
 namespace {
 
@@ -343,6 +347,11 @@ int main(int argc, char** argv) {
       "sweepq coordinator bench: %d workers, %d s per phase, K=%d batches\n",
       workers, seconds, batches);
 
+  const std::string phases = absl::GetFlag(FLAGS_phases);
+  auto enabled = [&](absl::string_view phase) {
+    return absl::StrContains(phases, phase);
+  };
+
   // Phase 1: the trial shape of the reference (one point per report).
   PhaseResult trial = RunLoad(address, tokens->member_token,
                               tokens->worker_token, workers, seconds, batches,
@@ -360,7 +369,7 @@ int main(int argc, char** argv) {
   // SQLite storage has by default (our default survives a process crash,
   // not a power loss).
   double ours_trials_fsync = 0;
-  {
+  if (enabled("fsync")) {
     sweepq::server::ServerOptions durable = options;
     durable.db_path = dir + "/sweepq-fsync.db";
     durable.artifacts_dir = dir + "/artifacts-fsync";
@@ -385,37 +394,45 @@ int main(int argc, char** argv) {
 
   // Phase 2: metric throughput with realistic spool-sized batches.
   const int ppb = absl::GetFlag(FLAGS_points_per_batch);
-  PhaseResult load = RunLoad(address, tokens->member_token,
-                             tokens->worker_token, workers, seconds, batches,
-                             ppb, "load");
-  const double points_per_s = static_cast<double>(load.points) / load.seconds;
-  std::cout << absl::StrFormat(
-      "ours   throughput (%d-point batches): %.0f acked points/s, %.0f "
-      "leases/s, lease p50 %.2f ms p99 %.2f ms, report p50 %.2f ms p99 %.2f "
-      "ms\n",
-      ppb, points_per_s, static_cast<double>(load.trials) / load.seconds,
-      Percentile(load.lease_ms, 0.5), Percentile(load.lease_ms, 0.99),
-      Percentile(load.report_ms, 0.5), Percentile(load.report_ms, 0.99));
+  double points_per_s = 0;
+  if (enabled("throughput")) {
+    PhaseResult load = RunLoad(address, tokens->member_token,
+                               tokens->worker_token, workers, seconds,
+                               batches, ppb, "load");
+    points_per_s = static_cast<double>(load.points) / load.seconds;
+    std::cout << absl::StrFormat(
+        "ours   throughput (%d-point batches): %.0f acked points/s, %.0f "
+        "leases/s, lease p50 %.2f ms p99 %.2f ms, report p50 %.2f ms p99 "
+        "%.2f ms\n",
+        ppb, points_per_s, static_cast<double>(load.trials) / load.seconds,
+        Percentile(load.lease_ms, 0.5), Percentile(load.lease_ms, 0.99),
+        Percentile(load.report_ms, 0.5), Percentile(load.report_ms, 0.99));
+  }
 
   // Phase 3: leaderboard at N runs.
-  const int board_runs = absl::GetFlag(FLAGS_leaderboard_runs);
-  std::vector<double> board = LeaderboardLatency(
-      server->get(), address, options.db_path, board_runs,
-      absl::GetFlag(FLAGS_leaderboard_queries));
-  const double board_p99 = Percentile(board, 0.99);
-  std::cout << absl::StrFormat(
-      "ours   leaderboard at %d runs (top 20, team and sweep): p50 %.2f ms "
-      "p99 %.2f ms\n",
-      board_runs, Percentile(board, 0.5), board_p99);
+  double board_p99 = 0;
+  if (enabled("leaderboard")) {
+    const int board_runs = absl::GetFlag(FLAGS_leaderboard_runs);
+    std::vector<double> board = LeaderboardLatency(
+        server->get(), address, options.db_path, board_runs,
+        absl::GetFlag(FLAGS_leaderboard_queries));
+    board_p99 = Percentile(board, 0.99);
+    std::cout << absl::StrFormat(
+        "ours   leaderboard at %d runs (top 20, team and sweep): p50 %.2f ms "
+        "p99 %.2f ms\n",
+        board_runs, Percentile(board, 0.5), board_p99);
+  }
   (*server)->Shutdown();
 
   // Reference: Optuna 3 + SQLite storage, same trial shape.
-  const double optuna =
-      RunOptuna(dir, absl::GetFlag(FLAGS_optuna_trials), batches);
-  std::cout << absl::StrFormat(
-      "optuna trial shape (ask -> %d x report -> tell, SQLite storage): %.1f "
-      "trials/s\n",
-      batches, optuna);
+  double optuna = 0;
+  if (enabled("optuna")) {
+    optuna = RunOptuna(dir, absl::GetFlag(FLAGS_optuna_trials), batches);
+    std::cout << absl::StrFormat(
+        "optuna trial shape (ask -> %d x report -> tell, SQLite storage): "
+        "%.1f trials/s\n",
+        batches, optuna);
+  }
   const double ratio = optuna > 0 ? ours_trials / optuna : 0;
   std::cout << absl::StrFormat(
       "ratio at equal durability (--sync-full vs Optuna): %.1f\n",
