@@ -30,6 +30,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
 #include "common/clock.h"
 #include "glog/logging.h"
 #include "server/server.h"
@@ -97,7 +98,112 @@ struct PhaseResult {
   std::vector<double> report_ms;
 };
 
-// Runs `workers` threads doing lease -> batches -> finish for `seconds`.
+// One simulated worker (lease -> K batches -> finish, until told to stop)
+// driven by gRPC's callback API: it owns no thread, so 64 of them cost the
+// shared cores little and the server gets the CPU, as it would with real
+// workers on other hosts. Each callback issues the next call.
+class SimulatedWorker {
+ public:
+  SimulatedWorker(v1::WorkerService::Stub* stub, std::string id,
+                  std::string token, int batches, int points_per_batch,
+                  const std::atomic<bool>* stop, std::atomic<int64_t>* trials,
+                  std::atomic<int64_t>* points)
+      : stub_(stub),
+        id_(std::move(id)),
+        token_(std::move(token)),
+        batches_(batches),
+        points_per_batch_(points_per_batch),
+        stop_(stop),
+        trials_(trials),
+        points_(points) {
+    lease_request_.set_worker_id(id_);
+    finish_request_.set_worker_id(id_);
+    finish_request_.set_outcome(v1::OUTCOME_SUCCEEDED);
+  }
+
+  void Start() { Lease(); }
+  void Wait() { done_.WaitForNotification(); }
+  const std::vector<double>& lease_ms() const { return lease_ms_; }
+  const std::vector<double>& report_ms() const { return report_ms_; }
+
+ private:
+  void Lease() {
+    if (*stop_) return done_.Notify();
+    ctx_ = Ctx(token_);
+    t0_ = Clock::now();
+    stub_->async()->Lease(ctx_.get(), &lease_request_, &lease_response_,
+                          [this](grpc::Status s) {
+                            lease_ms_.push_back(Ms(Clock::now() - t0_));
+                            CHECK(s.ok()) << s.error_message();
+                            if (!lease_response_.granted()) {
+                              return done_.Notify();
+                            }
+                            Report(1);
+                          });
+  }
+
+  void Report(int batch) {
+    if (batch > batches_ || *stop_) return Finish();
+    // The message is reused across batches (only steps change) so the load
+    // generator spends its share of the cores on the wire, not on strings.
+    *report_request_.mutable_lease() = lease_response_.lease();
+    report_request_.set_batch_seq(static_cast<uint64_t>(batch));
+    for (int p = 0; p < points_per_batch_; ++p) {
+      v1::MetricPoint* point = p < report_request_.points_size()
+                                   ? report_request_.mutable_points(p)
+                                   : report_request_.add_points();
+      if (point->name().empty()) {
+        point->set_name(p % 2 == 0 ? "val_f1" : "train_loss");
+      }
+      point->set_step(step_++);
+      point->set_value(0.001 * static_cast<double>(p % 997));
+    }
+    ctx_ = Ctx(token_);
+    t0_ = Clock::now();
+    stub_->async()->ReportEvents(ctx_.get(), &report_request_,
+                                 &report_response_,
+                                 [this, batch](grpc::Status s) {
+                                   report_ms_.push_back(Ms(Clock::now() - t0_));
+                                   CHECK(s.ok()) << s.error_message();
+                                   *points_ += points_per_batch_;
+                                   Report(batch + 1);
+                                 });
+  }
+
+  void Finish() {
+    *finish_request_.mutable_lease() = lease_response_.lease();
+    ctx_ = Ctx(token_);
+    stub_->async()->FinishRun(ctx_.get(), &finish_request_, &finish_response_,
+                              [this](grpc::Status s) {
+                                CHECK(s.ok()) << s.error_message();
+                                ++*trials_;
+                                Lease();
+                              });
+  }
+
+  v1::WorkerService::Stub* const stub_;
+  const std::string id_;
+  const std::string token_;
+  const int batches_;
+  const int points_per_batch_;
+  const std::atomic<bool>* const stop_;
+  std::atomic<int64_t>* const trials_;
+  std::atomic<int64_t>* const points_;
+  std::unique_ptr<grpc::ClientContext> ctx_;
+  Clock::time_point t0_;
+  int64_t step_ = 0;
+  v1::LeaseRequest lease_request_;
+  v1::LeaseResponse lease_response_;
+  v1::ReportEventsRequest report_request_;
+  v1::ReportEventsResponse report_response_;
+  v1::FinishRunRequest finish_request_;
+  v1::FinishRunResponse finish_response_;
+  std::vector<double> lease_ms_, report_ms_;
+  absl::Notification done_;
+};
+
+// Runs `workers` simulated workers doing lease -> batches -> finish for
+// `seconds`.
 PhaseResult RunLoad(const std::string& address, const std::string& member,
                     const std::string& worker_token, int workers, int seconds,
                     int batches, int points_per_batch, const std::string& tag) {
@@ -123,73 +229,33 @@ PhaseResult RunLoad(const std::string& address, const std::string& member,
   }
   std::atomic<bool> stop{false};
   std::atomic<int64_t> trials{0}, points{0};
-  std::mutex mu;
-  PhaseResult result;
-  const auto start = Clock::now();
-  std::vector<std::thread> threads;
+  std::vector<std::unique_ptr<v1::WorkerService::Stub>> stubs;
+  for (auto& channel : channels) stubs.push_back(v1::WorkerService::NewStub(channel));
+  std::vector<std::unique_ptr<SimulatedWorker>> sims;
   for (int w = 0; w < workers; ++w) {
-    threads.emplace_back([&, w] {
-      auto stub = v1::WorkerService::NewStub(channels[w % channels.size()]);
-      const std::string id = absl::StrCat(tag, "-w", w);
-      v1::RegisterWorkerRequest reg;
-      reg.set_worker_id(id);
-      reg.add_datasets("mask");
-      v1::RegisterWorkerResponse registered;
-      CHECK(stub->RegisterWorker(Ctx(worker_token).get(), reg, &registered).ok());
-      std::vector<double> lease_ms, report_ms;
-      int64_t step = 0;
-      v1::ReportEventsRequest req;
-      while (!stop) {
-        v1::LeaseRequest lr;
-        lr.set_worker_id(id);
-        v1::LeaseResponse leased;
-        auto t0 = Clock::now();
-        grpc::Status s = stub->Lease(Ctx(worker_token).get(), lr, &leased);
-        lease_ms.push_back(Ms(Clock::now() - t0));
-        CHECK(s.ok()) << s.error_message();
-        if (!leased.granted()) break;
-        for (int b = 1; b <= batches && !stop; ++b) {
-          // The message is reused across batches (only steps change) so the
-          // load generator spends its share of the 2 cores on the wire, not
-          // on rebuilding strings.
-          *req.mutable_lease() = leased.lease();
-          req.set_batch_seq(static_cast<uint64_t>(b));
-          for (int p = 0; p < points_per_batch; ++p) {
-            v1::MetricPoint* point = p < req.points_size()
-                                         ? req.mutable_points(p)
-                                         : req.add_points();
-            if (point->name().empty()) {
-              point->set_name(p % 2 == 0 ? "val_f1" : "train_loss");
-            }
-            point->set_step(step++);
-            point->set_value(0.001 * static_cast<double>(p % 997));
-          }
-          v1::ReportEventsResponse resp;
-          t0 = Clock::now();
-          s = stub->ReportEvents(Ctx(worker_token).get(), req, &resp);
-          report_ms.push_back(Ms(Clock::now() - t0));
-          CHECK(s.ok()) << s.error_message();
-          points += points_per_batch;
-        }
-        v1::FinishRunRequest fr;
-        *fr.mutable_lease() = leased.lease();
-        fr.set_worker_id(id);
-        fr.set_outcome(v1::OUTCOME_SUCCEEDED);
-        v1::FinishRunResponse finished;
-        s = stub->FinishRun(Ctx(worker_token).get(), fr, &finished);
-        CHECK(s.ok()) << s.error_message();
-        ++trials;
-      }
-      std::lock_guard<std::mutex> lock(mu);
-      result.lease_ms.insert(result.lease_ms.end(), lease_ms.begin(),
-                             lease_ms.end());
-      result.report_ms.insert(result.report_ms.end(), report_ms.begin(),
-                              report_ms.end());
-    });
+    const std::string id = absl::StrCat(tag, "-w", w);
+    v1::RegisterWorkerRequest reg;
+    reg.set_worker_id(id);
+    reg.add_datasets("mask");
+    v1::RegisterWorkerResponse registered;
+    auto* stub = stubs[w % stubs.size()].get();
+    CHECK(stub->RegisterWorker(Ctx(worker_token).get(), reg, &registered).ok());
+    sims.push_back(std::make_unique<SimulatedWorker>(
+        stub, id, worker_token, batches, points_per_batch, &stop, &trials,
+        &points));
   }
+  const auto start = Clock::now();
+  for (auto& sim : sims) sim->Start();
   std::this_thread::sleep_for(std::chrono::seconds(seconds));
   stop = true;
-  for (auto& t : threads) t.join();
+  PhaseResult result;
+  for (auto& sim : sims) {
+    sim->Wait();
+    result.lease_ms.insert(result.lease_ms.end(), sim->lease_ms().begin(),
+                           sim->lease_ms().end());
+    result.report_ms.insert(result.report_ms.end(), sim->report_ms().begin(),
+                            sim->report_ms().end());
+  }
   result.seconds = std::chrono::duration<double>(Clock::now() - start).count();
   result.trials = trials;
   result.points = points;
