@@ -11,6 +11,7 @@ packages=(
   libabsl-dev libsqlite3-dev libssl-dev libgoogle-glog-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev
   libopencv-dev opencv-data libtorch-dev
+  python3-skimage  # astronaut.png: the real face photo of face_crop_test
   openssl sqlite3
 )
 if [[ "${1:-}" == "--bench" ]]; then
