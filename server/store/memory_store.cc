@@ -602,7 +602,7 @@ absl::StatusOr<Directive> InMemoryStore::AppendEvents(
   Run& run = row.run;
   if (run.state() == v1::RUN_STATE_LEASED) {
     SetStateLocked(row, v1::RUN_STATE_RUNNING, run.worker_id(), "reporting",
-                   now_ms);
+                   RunningSince(points, events, now_ms));
   }
 
   const uint32_t attempt = lease.attempt();

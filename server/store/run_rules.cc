@@ -1,5 +1,7 @@
 #include "server/store/run_rules.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "server/store/flat_json.h"
 
@@ -31,6 +33,20 @@ absl::StatusOr<v1::RunState> StateOfOutcome(v1::Outcome outcome,
       return absl::InvalidArgumentError(
           absl::StrCat("FinishRun of run ", run_id, " needs an outcome"));
   }
+}
+
+int64_t RunningSince(
+    const google::protobuf::RepeatedPtrField<v1::MetricPoint>& points,
+    const google::protobuf::RepeatedPtrField<v1::RunEvent>& events,
+    int64_t now_ms) {
+  int64_t since = now_ms;
+  for (const v1::MetricPoint& p : points) {
+    if (p.wall_time_ms() > 0) since = std::min(since, p.wall_time_ms());
+  }
+  for (const v1::RunEvent& e : events) {
+    if (e.time_ms() > 0) since = std::min(since, e.time_ms());
+  }
+  return since;
 }
 
 std::string StateEventPayload(v1::RunState state, uint32_t attempt,

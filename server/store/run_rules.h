@@ -8,6 +8,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "google/protobuf/repeated_ptr_field.h"
 #include "sweepq/v1/coordinator.pb.h"
 
 namespace sweepq::store {
@@ -28,6 +29,16 @@ inline double Score(sweepq::v1::Goal goal, double value) {
 // INVALID_ARGUMENT naming the run for OUTCOME_UNSPECIFIED.
 absl::StatusOr<sweepq::v1::RunState> StateOfOutcome(
     sweepq::v1::Outcome outcome, int64_t run_id);
+
+// When a run reporting its first batch became RUNNING: the earliest time
+// stamped on the batch's points or events, or now_ms if earlier or unset.
+// Watchers merge metrics and events by time, so the RUNNING transition a
+// batch causes then precedes that batch's points even when the worker's
+// clock stamped them a millisecond before the coordinator received them.
+int64_t RunningSince(
+    const google::protobuf::RepeatedPtrField<sweepq::v1::MetricPoint>& points,
+    const google::protobuf::RepeatedPtrField<sweepq::v1::RunEvent>& events,
+    int64_t now_ms);
 
 // The JSON payload of a "state" event:
 // {"state": "RUN_STATE_...", "attempt": N, "worker": "...", "reason": "..."}.

@@ -1197,7 +1197,8 @@ absl::StatusOr<Directive> SqliteStore::AppendEvents(
       RETURN_IF_ERROR(update.Run());
       RETURN_IF_ERROR(AppendStateEvent(db, run_id, run.attempt,
                                        v1::RUN_STATE_RUNNING, run.worker_id,
-                                       "reporting", now_ms));
+                                       "reporting",
+                                       RunningSince(points, events, now_ms)));
     }
 
     // The batch's best newly stored point of the run's metric.

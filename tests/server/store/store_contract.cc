@@ -1493,6 +1493,23 @@ TEST_P(StoreContractTest, SeqsIncreaseWithinARunInInsertionOrder) {
   EXPECT_GT(from_b.events.back().seq(), from_a.events[1].seq());
 }
 
+TEST_P(StoreContractTest, RunningEventTakesTheTimeOfTheBatchThatCausedIt) {
+  int64_t team = AddTeam(*store_, "vision");
+  AddWorker(*store_, team, "gpu1");
+  AddSweep(*store_, team, MakeSweep(1));
+  LeaseGrant grant = Lease(*store_, team, "gpu1", kNow);
+  // The worker stamped its point 15 ms before the coordinator got it.
+  v1::MetricPoint point = Point("val_f1", 1, 0.5);
+  point.set_wall_time_ms(kNow + 5);
+  ASSERT_OK(Append(*store_, team, grant.lease, 1, {point}, {}, kNow + 20));
+  WatchBatch all = ReadAll(*store_, team, grant.lease.run_id());
+  ASSERT_THAT(all.metrics, SizeIs(1));
+  const v1::RunEvent& running = all.events.back();
+  EXPECT_THAT(running.payload_json(), HasSubstr("RUN_STATE_RUNNING"));
+  EXPECT_EQ(running.time_ms(), kNow + 5);
+  EXPECT_LE(running.time_ms(), all.metrics[0].wall_time_ms());
+}
+
 TEST_P(StoreContractTest, StateChangesAppearAsEvents) {
   int64_t team = AddTeam(*store_, "vision");
   AddWorker(*store_, team, "gpu1");
