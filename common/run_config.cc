@@ -6,6 +6,8 @@
 #include <cstdio>
 #include <cstdlib>
 #include <initializer_list>
+#include <map>
+#include <memory>
 #include <set>
 #include <utility>
 #include <vector>
@@ -16,9 +18,13 @@
 #include "absl/strings/str_join.h"
 #include "absl/strings/str_split.h"
 #include "absl/strings/strip.h"
+#include "absl/synchronization/mutex.h"
 #include "common/status_macros.h"
 #include "google/protobuf/descriptor.h"
+#include "google/protobuf/type.pb.h"
 #include "google/protobuf/util/json_util.h"
+#include "google/protobuf/util/type_resolver.h"
+#include "google/protobuf/util/type_resolver_util.h"
 
 namespace sweepq {
 namespace {
@@ -866,13 +872,74 @@ std::string JsonQuote(absl::string_view text) {
   return out;
 }
 
+namespace {
+
+// Protobuf 3.21's JSON parser asks its TypeResolver to rebuild the type
+// description of every nested message on every call (about 150 us a
+// RunConfig, 1.5 s for a 10,000-run sweep). The descriptors never change at
+// run time, so the resolved types are kept.
+class CachingTypeResolver : public google::protobuf::util::TypeResolver {
+ public:
+  CachingTypeResolver()
+      : base_(google::protobuf::util::NewTypeResolverForDescriptorPool(
+            kTypeUrlPrefix,
+            google::protobuf::DescriptorPool::generated_pool())) {}
+
+  google::protobuf::util::Status ResolveMessageType(
+      const std::string& type_url, google::protobuf::Type* type) override {
+    {
+      absl::MutexLock lock(&mu_);
+      auto it = messages_.find(type_url);
+      if (it != messages_.end()) {
+        *type = it->second;
+        return google::protobuf::util::Status();
+      }
+    }
+    google::protobuf::util::Status status =
+        base_->ResolveMessageType(type_url, type);
+    if (status.ok()) {
+      absl::MutexLock lock(&mu_);
+      messages_.emplace(type_url, *type);
+    }
+    return status;
+  }
+
+  google::protobuf::util::Status ResolveEnumType(
+      const std::string& type_url, google::protobuf::Enum* enum_type) override {
+    return base_->ResolveEnumType(type_url, enum_type);
+  }
+
+  static constexpr char kTypeUrlPrefix[] = "type.googleapis.com";
+
+ private:
+  std::unique_ptr<google::protobuf::util::TypeResolver> base_;
+  absl::Mutex mu_;
+  std::map<std::string, google::protobuf::Type> messages_ ABSL_GUARDED_BY(mu_);
+};
+
+CachingTypeResolver* SharedTypeResolver() {
+  static auto* resolver = new CachingTypeResolver();  // never destroyed
+  return resolver;
+}
+
+}  // namespace
+
 std::optional<RunConfigJsonError> MapJsonToRunConfig(absl::string_view json,
                                                      v1::RunConfig* out) {
   out->Clear();
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;
-  const auto status = google::protobuf::util::JsonStringToMessage(
-      google::protobuf::StringPiece(json.data(), json.size()), out, options);
+  std::string binary;
+  auto status = google::protobuf::util::JsonToBinaryString(
+      SharedTypeResolver(),
+      absl::StrCat(CachingTypeResolver::kTypeUrlPrefix, "/",
+                   v1::RunConfig::descriptor()->full_name()),
+      google::protobuf::StringPiece(json.data(), json.size()), &binary,
+      options);
+  if (status.ok() && !out->ParseFromString(binary)) {
+    return RunConfigJsonError{"", "internal error: the JSON mapping produced "
+                                  "bytes RunConfig cannot parse"};
+  }
   if (status.ok()) return std::nullopt;
   const auto message = status.message();
   return ReshapeJsonError(absl::string_view(message.data(), message.size()));
