@@ -817,5 +817,60 @@ TEST_F(CliE2eTest, ExampleSweepRoundTripsThroughSubmit) {
   EXPECT_NE(dry.out.find("4 runs"), std::string::npos) << dry.out;
 }
 
+// TLS is one flag away: the server with --tls-cert/--tls-key, the CLI with
+// --tls-ca. Without the CA the CLI cannot connect and says so.
+TEST(CliTlsTest, LoginAndListOverTlsWithTheCaAndFailWithoutIt) {
+  testing::TempDir dir;
+  const std::string cert = dir.Join("cert.pem");
+  const std::string key = dir.Join("key.pem");
+  int status = 0;
+  testing::RunCommand({"/usr/bin/openssl", "req", "-x509", "-newkey",
+                       "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
+                       "-days", "1", "-subj", "/CN=localhost", "-addext",
+                       "subjectAltName=DNS:localhost"},
+                      &status);
+  ASSERT_EQ(status, 0) << "openssl could not make a certificate";
+  const std::string db = dir.Join("sweepq.db");
+  std::string out = testing::RunCommand(
+      {kServer, "--db=" + db, "team", "create", "tls"}, &status);
+  ASSERT_EQ(status, 0) << out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("member token: (\\S+)")));
+  const std::string member = m[1];
+  testing::Subprocess server({kServer, "--db=" + db,
+                              "--artifacts=" + dir.Join("artifacts"),
+                              "--listen=127.0.0.1:0", "--tls-cert=" + cert,
+                              "--tls-key=" + key});
+  std::string line, port;
+  while (server.ReadLine(&line)) {
+    if (std::regex_search(line, m, std::regex("listening on port (\\d+)"))) {
+      port = m[1];
+      break;
+    }
+  }
+  ASSERT_FALSE(port.empty()) << "sweepq-server did not start with TLS";
+  const std::map<std::string, std::string> env = {
+      {"XDG_CONFIG_HOME", dir.Join("config")},
+      {"SWEEPQ_SERVER", kUnset},
+      {"SWEEPQ_TOKEN", kUnset},
+      {"SWEEPQ_TEAM", kUnset},
+      {"SWEEPQ_TLS_CA", kUnset}};
+  const std::string address = "localhost:" + port;
+
+  CliResult plain = testing::RunProcess(
+      {kCli, "login", "--server", address, "--team", "tls", "--token", member,
+       "--timeout", "3"},
+      env);
+  EXPECT_EQ(plain.exit_code, 5) << plain.out << plain.err;
+
+  CliResult login = testing::RunProcess(
+      {kCli, "login", "--server", address, "--team", "tls", "--token", member,
+       "--tls-ca", cert},
+      env);
+  ASSERT_EQ(login.exit_code, 0) << login.err;
+  CliResult runs = testing::RunProcess({kCli, "runs", "--format", "json"}, env);
+  EXPECT_EQ(runs.exit_code, 0) << runs.err;
+}
+
 }  // namespace
 }  // namespace sweepq
