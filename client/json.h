@@ -13,6 +13,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/json_quote.h"
 
 namespace sweepq::client {
 
@@ -82,8 +83,8 @@ class JsonValue {
   std::vector<std::pair<std::string, JsonValue>> members_;
 };
 
-// Quotes and escapes `s` as a JSON string literal.
-std::string JsonQuote(absl::string_view s);
+// JSON string literals come from common/json_quote.h.
+using ::sweepq::JsonQuote;
 
 // Formats a JSON value for a table cell: strings without quotes ("" for the
 // empty string), everything else compactly (`[58,60]`, `true`, `0.0003`).

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/json_quote.h"
 #include "sweepq/v1/run_config.pb.h"
 #include "yaml-cpp/yaml.h"
 
@@ -42,10 +43,6 @@ absl::StatusOr<YAML::Node> ParseYamlDocument(absl::string_view text,
 // more than 100000 nodes or 16 MiB of output (alias bombs).
 absl::StatusOr<std::string> YamlToJson(const YAML::Node& node,
                                        absl::string_view path);
-
-// Returns `text` as a JSON string literal: quoted, with `"`, `\` and control
-// characters escaped. Bytes >= 0x80 are copied unchanged.
-std::string JsonQuote(absl::string_view text);
 
 // Where and why a JSON document did not map onto a RunConfig.
 struct RunConfigJsonError {

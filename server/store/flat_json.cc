@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/json_quote.h"
 #include "common/status_macros.h"
 
 namespace sweepq::store {
@@ -159,38 +160,7 @@ class Parser {
 }  // namespace
 
 void AppendJsonString(absl::string_view value, std::string* out) {
-  static constexpr char kHex[] = "0123456789abcdef";
-  *out += '"';
-  for (const char c : value) {
-    switch (c) {
-      case '"':
-        *out += "\\\"";
-        break;
-      case '\\':
-        *out += "\\\\";
-        break;
-      case '\n':
-        *out += "\\n";
-        break;
-      case '\r':
-        *out += "\\r";
-        break;
-      case '\t':
-        *out += "\\t";
-        break;
-      default: {
-        const auto byte = static_cast<unsigned char>(c);
-        if (byte < 0x20) {
-          *out += "\\u00";
-          *out += kHex[byte >> 4];
-          *out += kHex[byte & 0xF];
-        } else {
-          *out += c;
-        }
-      }
-    }
-  }
-  *out += '"';
+  out->append(JsonQuote(value));
 }
 
 std::string EncodeJsonStringMap(const std::map<std::string, std::string>& map) {
