@@ -9,6 +9,7 @@
 #include "common/status_macros.h"
 #include "common/sweep.h"
 #include "glog/logging.h"
+#include "server/store/run_rules.h"
 
 namespace sweepq::server {
 namespace {
@@ -35,13 +36,6 @@ absl::Status CheckLease(const sweepq::v1::LeaseRef& lease) {
         "lease must name run_id, attempt and lease_id");
   }
   return absl::OkStatus();
-}
-
-bool IsFinal(RunState s) {
-  return s == sweepq::v1::RUN_STATE_SUCCEEDED ||
-         s == sweepq::v1::RUN_STATE_FAILED ||
-         s == sweepq::v1::RUN_STATE_CANCELLED ||
-         s == sweepq::v1::RUN_STATE_PRUNED;
 }
 
 }  // namespace
@@ -302,7 +296,7 @@ absl::Status Coordinator::WatchRun(
     bool page_full = batch.metrics.size() == kPageSize ||
                      batch.events.size() == kPageSize;
     if (page_full) continue;
-    if (IsFinal(batch.state)) return absl::OkStatus();
+    if (store::IsFinal(batch.state)) return absl::OkStatus();
     absl::MutexLock lock(&mu_);
     while (event_generation_ == generation && !shutting_down_) {
       events_appended_.WaitWithTimeout(&mu_, kWaitSlice);
