@@ -21,7 +21,7 @@
 #include "gtest/gtest.h"
 #include "sweepq/v1/coordinator.grpc.pb.h"
 #include "tests/client/cli_runner.h"
-#include "tests/testing/subprocess.h"
+#include "tests/testing/server_process.h"
 #include "tests/testing/temp_dir.h"
 
 namespace sweepq {
@@ -31,8 +31,6 @@ namespace v1 = ::sweepq::v1;
 using client::JsonValue;
 using testing::CliResult;
 
-const std::string kServer =
-    std::string(SWEEPQ_BINARY_DIR) + "/server/sweepq-server";
 const std::string kCli = std::string(SWEEPQ_BINARY_DIR) + "/client/sweepq";
 const std::string kUnset = "\x01unset";
 
@@ -186,25 +184,14 @@ class CliE2eTest : public ::testing::Test {
  protected:
   void SetUp() override {
     const std::string db = dir_.Join("sweepq.db");
-    int status = 0;
-    std::string out = testing::RunCommand(
-        {kServer, "--db=" + db, "team", "create", "e2e"}, &status);
-    ASSERT_EQ(status, 0) << out;
-    std::smatch m;
-    ASSERT_TRUE(std::regex_search(out, m, std::regex("member token: (\\S+)")));
-    member_ = m[1];
-    ASSERT_TRUE(std::regex_search(out, m, std::regex("worker token: (\\S+)")));
-    worker_token_ = m[1];
-    server_ = std::make_unique<testing::Subprocess>(std::vector<std::string>{
-        kServer, "--db=" + db, "--artifacts=" + dir_.Join("artifacts"),
-        "--listen=127.0.0.1:0", "--lease_ttl_ms=600000"});
-    std::string line;
-    while (server_->ReadLine(&line)) {
-      if (std::regex_search(line, m, std::regex("listening on port (\\d+)"))) {
-        address_ = "127.0.0.1:" + std::string(m[1]);
-        break;
-      }
-    }
+    auto tokens = testing::CreateTeam(db, "e2e");
+    ASSERT_TRUE(tokens.ok()) << tokens.status();
+    member_ = tokens->member;
+    worker_token_ = tokens->worker;
+    server_ = std::make_unique<testing::ServerProcess>(std::vector<std::string>{
+        "--db=" + db, "--artifacts=" + dir_.Join("artifacts"),
+        "--lease_ttl_ms=600000"});
+    if (server_->port() != 0) address_ = server_->address();
     ASSERT_FALSE(address_.empty()) << "sweepq-server did not start";
   }
 
@@ -280,7 +267,7 @@ class CliE2eTest : public ::testing::Test {
   }
 
   testing::TempDir dir_;
-  std::unique_ptr<testing::Subprocess> server_;
+  std::unique_ptr<testing::ServerProcess> server_;
   std::string address_;
   std::string member_;
   std::string worker_token_;
@@ -783,8 +770,8 @@ parameters:
   EXPECT_NE(typo.err.find("did you mean board?"), std::string::npos);
 
   // The coordinator goes away: exit 5 and the sentence.
-  server_->Kill(SIGTERM);
-  server_->Wait();
+  server_->process().Kill(SIGTERM);
+  server_->process().Wait();
   CliResult down = Cli({"runs"});
   EXPECT_EQ(down.exit_code, 5);
   EXPECT_NE(down.err.find("cannot reach the coordinator at " + address_ +
@@ -823,39 +810,23 @@ TEST(CliTlsTest, LoginAndListOverTlsWithTheCaAndFailWithoutIt) {
   testing::TempDir dir;
   const std::string cert = dir.Join("cert.pem");
   const std::string key = dir.Join("key.pem");
-  int status = 0;
-  testing::RunCommand({"/usr/bin/openssl", "req", "-x509", "-newkey",
-                       "rsa:2048", "-nodes", "-keyout", key, "-out", cert,
-                       "-days", "1", "-subj", "/CN=localhost", "-addext",
-                       "subjectAltName=DNS:localhost"},
-                      &status);
-  ASSERT_EQ(status, 0) << "openssl could not make a certificate";
+  absl::Status made = testing::MakeSelfSignedCertificate(cert, key);
+  ASSERT_TRUE(made.ok()) << made;
   const std::string db = dir.Join("sweepq.db");
-  std::string out = testing::RunCommand(
-      {kServer, "--db=" + db, "team", "create", "tls"}, &status);
-  ASSERT_EQ(status, 0) << out;
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(out, m, std::regex("member token: (\\S+)")));
-  const std::string member = m[1];
-  testing::Subprocess server({kServer, "--db=" + db,
-                              "--artifacts=" + dir.Join("artifacts"),
-                              "--listen=127.0.0.1:0", "--tls-cert=" + cert,
-                              "--tls-key=" + key});
-  std::string line, port;
-  while (server.ReadLine(&line)) {
-    if (std::regex_search(line, m, std::regex("listening on port (\\d+)"))) {
-      port = m[1];
-      break;
-    }
-  }
-  ASSERT_FALSE(port.empty()) << "sweepq-server did not start with TLS";
+  auto tokens = testing::CreateTeam(db, "tls");
+  ASSERT_TRUE(tokens.ok()) << tokens.status();
+  const std::string member = tokens->member;
+  testing::ServerProcess server({"--db=" + db,
+                                 "--artifacts=" + dir.Join("artifacts"),
+                                 "--tls-cert=" + cert, "--tls-key=" + key});
+  ASSERT_GT(server.port(), 0) << "sweepq-server did not start with TLS";
   const std::map<std::string, std::string> env = {
       {"XDG_CONFIG_HOME", dir.Join("config")},
       {"SWEEPQ_SERVER", kUnset},
       {"SWEEPQ_TOKEN", kUnset},
       {"SWEEPQ_TEAM", kUnset},
       {"SWEEPQ_TLS_CA", kUnset}};
-  const std::string address = "localhost:" + port;
+  const std::string address = "localhost:" + std::to_string(server.port());
 
   CliResult plain = testing::RunProcess(
       {kCli, "login", "--server", address, "--team", "tls", "--token", member,

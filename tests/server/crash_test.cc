@@ -7,22 +7,19 @@
 
 #include <atomic>
 #include <map>
-#include <regex>
 #include <set>
 #include <string>
 #include <thread>
 
 #include "gtest/gtest.h"
 #include "sweepq/v1/coordinator.grpc.pb.h"
-#include "tests/testing/subprocess.h"
+#include "tests/testing/server_process.h"
 #include "tests/testing/temp_dir.h"
 
 namespace sweepq {
 namespace {
 
 namespace v1 = ::sweepq::v1;
-
-const std::string kServer = std::string(SWEEPQ_BINARY_DIR) + "/server/sweepq-server";
 
 constexpr char kSweep[] = R"(
 method: grid
@@ -33,28 +30,6 @@ config:
 parameters:
   seed: {value: 1}
 )";
-
-class ServerProcess {
- public:
-  ServerProcess(const std::string& db, const std::string& artifacts)
-      : process_({kServer, "--db=" + db, "--artifacts=" + artifacts,
-                  "--listen=127.0.0.1:0", "--lease-ttl-ms=600000"}) {
-    std::string line;
-    while (process_.ReadLine(&line)) {
-      std::smatch m;
-      if (std::regex_search(line, m, std::regex("listening on port (\\d+)"))) {
-        port_ = std::stoi(m[1]);
-        break;
-      }
-    }
-  }
-  int port() const { return port_; }
-  testing::Subprocess& process() { return process_; }
-
- private:
-  testing::Subprocess process_;
-  int port_ = 0;
-};
 
 std::unique_ptr<grpc::ClientContext> Ctx(const std::string& token) {
   auto ctx = std::make_unique<grpc::ClientContext>();
@@ -67,15 +42,10 @@ TEST(CrashTest, AckedMetricsSurviveKillNineExactlyOnce) {
   testing::TempDir dir;
   const std::string db = dir.Join("sweepq.db");
   const std::string artifacts = dir.Join("artifacts");
-  int status = 0;
-  std::string out = testing::RunCommand(
-      {kServer, "--db=" + db, "team", "create", "crashers"}, &status);
-  ASSERT_EQ(status, 0) << out;
-  std::smatch m;
-  ASSERT_TRUE(std::regex_search(out, m, std::regex("member token: (\\S+)")));
-  const std::string member = m[1];
-  ASSERT_TRUE(std::regex_search(out, m, std::regex("worker token: (\\S+)")));
-  const std::string worker = m[1];
+  auto tokens = testing::CreateTeam(db, "crashers");
+  ASSERT_TRUE(tokens.ok()) << tokens.status();
+  const std::string member = tokens->member;
+  const std::string worker = tokens->worker;
 
   v1::LeaseRef lease;
   std::set<int64_t> acked_steps;
@@ -85,11 +55,12 @@ TEST(CrashTest, AckedMetricsSurviveKillNineExactlyOnce) {
   constexpr int kCrashes = 3;
 
   for (int round = 0; round <= kCrashes; ++round) {
-    auto server = std::make_unique<ServerProcess>(db, artifacts);
+    auto server = std::make_unique<testing::ServerProcess>(
+        std::vector<std::string>{"--db=" + db, "--artifacts=" + artifacts,
+                                 "--lease-ttl-ms=600000"});
     ASSERT_GT(server->port(), 0) << "server did not start";
     auto channel =
-        grpc::CreateChannel("127.0.0.1:" + std::to_string(server->port()),
-                            grpc::InsecureChannelCredentials());
+        grpc::CreateChannel(server->address(), grpc::InsecureChannelCredentials());
     auto team = v1::TeamService::NewStub(channel);
     auto workers = v1::WorkerService::NewStub(channel);
     if (round == 0) {

@@ -17,7 +17,7 @@
 #include "server/server.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "sweepq/v1/coordinator.grpc.pb.h"
-#include "tests/testing/subprocess.h"
+#include "tests/testing/server_process.h"
 #include "tests/testing/temp_dir.h"
 
 namespace sweepq::server {
@@ -60,13 +60,8 @@ class ServiceTest : public ::testing::Test {
     if (tls) {
       cert_ = dir_.Join("cert.pem");
       key_ = dir_.Join("key.pem");
-      int status = 0;
-      testing::RunCommand(
-          {"/usr/bin/openssl", "req", "-x509", "-newkey", "rsa:2048",
-           "-nodes", "-keyout", key_, "-out", cert_, "-days", "1", "-subj",
-           "/CN=localhost", "-addext", "subjectAltName=DNS:localhost"},
-          &status);
-      ASSERT_EQ(status, 0) << "openssl could not make a certificate";
+      absl::Status made = testing::MakeSelfSignedCertificate(cert_, key_);
+      ASSERT_TRUE(made.ok()) << made;
       options.tls_cert_file = cert_;
       options.tls_key_file = key_;
     }
