@@ -1,0 +1,2 @@
+#include "worker/pipeline/loss.h"
+#include "gtest/gtest.h"

@@ -1,0 +1,2 @@
+#include "worker/pipeline/metrics.h"
+#include "gtest/gtest.h"

@@ -1,0 +1,2 @@
+#include "worker/pipeline/model.h"
+#include "gtest/gtest.h"

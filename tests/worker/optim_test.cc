@@ -1,0 +1,2 @@
+#include "worker/pipeline/optim.h"
+#include "gtest/gtest.h"

@@ -1,0 +1,2 @@
+// Implementation pending; see loss.h.
+#include "worker/pipeline/loss.h"

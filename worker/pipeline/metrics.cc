@@ -1,0 +1,2 @@
+// Implementation pending; see metrics.h.
+#include "worker/pipeline/metrics.h"

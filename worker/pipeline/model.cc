@@ -1,0 +1,2 @@
+// Implementation pending; see model.h.
+#include "worker/pipeline/model.h"

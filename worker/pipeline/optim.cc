@@ -1,0 +1,2 @@
+// Implementation pending; see optim.h.
+#include "worker/pipeline/optim.h"
