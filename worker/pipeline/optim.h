@@ -16,6 +16,7 @@
 
 #include <memory>
 #include <optional>
+#include <tuple>
 #include <utility>
 #include <vector>
 
@@ -30,11 +31,14 @@
 namespace sweepq::worker {
 
 // Options of RAdam, as torch.optim.RAdam's arguments.
+// (beta1, beta2) of the Adam family.
+using AdamBetas = std::tuple<double, double>;
+
 struct RAdamOptions
     : public torch::optim::OptimizerCloneableOptions<RAdamOptions> {
   RAdamOptions(double lr = 1e-3);  // NOLINT(runtime/explicit)
   TORCH_ARG(double, lr) = 1e-3;
-  TORCH_ARG(std::tuple<double, double>, betas) = std::make_tuple(0.9, 0.999);
+  TORCH_ARG(AdamBetas, betas) = std::make_tuple(0.9, 0.999);
   TORCH_ARG(double, eps) = 1e-8;
   TORCH_ARG(double, weight_decay) = 0.0;
 
