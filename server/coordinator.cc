@@ -501,6 +501,25 @@ absl::Status Coordinator::CheckUploadAllowed(
   return absl::OkStatus();
 }
 
+absl::StatusOr<std::pair<sweepq::v1::Artifact,
+                         std::unique_ptr<ArtifactStore::Reader>>>
+Coordinator::OpenArtifactForLease(int64_t team_id, const std::string& worker_id,
+                                  const sweepq::v1::LeaseRef& lease,
+                                  const std::string& name, uint32_t attempt) {
+  RETURN_IF_ERROR(CheckLease(lease));
+  ASSIGN_OR_RETURN(sweepq::v1::Run run, store_->GetRun(team_id, lease.run_id()));
+  // The attempt number changes with every lease, so (run, attempt, state,
+  // holder) identifies the current lease as the upload check does.
+  if (run.attempt() != lease.attempt() || run.worker_id() != worker_id ||
+      (run.state() != sweepq::v1::RUN_STATE_LEASED &&
+       run.state() != sweepq::v1::RUN_STATE_RUNNING)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "lease of run ", lease.run_id(), " attempt ", lease.attempt(),
+        " is not current or not held by worker \"", worker_id, "\""));
+  }
+  return OpenArtifact(team_id, lease.run_id(), name, attempt);
+}
+
 absl::StatusOr<sweepq::v1::Artifact> Coordinator::AddArtifact(
     int64_t team_id, const sweepq::v1::LeaseRef& lease,
     const sweepq::v1::Artifact& stored) {

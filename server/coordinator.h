@@ -161,6 +161,16 @@ class Coordinator {
       int64_t team_id, const sweepq::v1::LeaseRef& lease,
       const sweepq::v1::Artifact& stored);
 
+  // Opens an artifact of the run `lease` names (newest attempt when
+  // `attempt` is 0) for the worker holding that lease: FAILED_PRECONDITION
+  // unless the lease is current and held by `worker_id`, NOT_FOUND for an
+  // unknown artifact.
+  absl::StatusOr<std::pair<sweepq::v1::Artifact,
+                           std::unique_ptr<ArtifactStore::Reader>>>
+  OpenArtifactForLease(int64_t team_id, const std::string& worker_id,
+                       const sweepq::v1::LeaseRef& lease,
+                       const std::string& name, uint32_t attempt);
+
   // Checks that an upload may start: the lease is current and the name ok.
   absl::Status CheckUploadAllowed(int64_t team_id,
                                   const sweepq::v1::LeaseRef& lease,

@@ -11,6 +11,7 @@
 #include "common/flags.h"
 #include "glog/logging.h"
 #include "server/server.h"
+#include "server/store/sqlite_store.h"
 
 ABSL_FLAG(std::string, db, "sweepq.db",
           "SQLite database file (created and migrated if needed)");
@@ -43,6 +44,11 @@ Usage:
       Create a team; prints its member token and worker token once.
   sweepq-server team rotate NAME --role member|worker [--db FILE]
       Replace one of the team's tokens; prints the new one once.
+  sweepq-server backup OUT_FILE [--db FILE]
+      Copy the database to OUT_FILE while the coordinator keeps serving (a
+      consistent snapshot, checked after the copy). To restore: stop the
+      coordinator, put the copy in place of --db (remove FILE-wal and
+      FILE-shm), start it again.
 
 Example:
   sweepq-server --db /var/lib/sweepq/sweepq.db --listen 0.0.0.0:50051 \
@@ -98,6 +104,21 @@ int RunTeamCommand(const std::vector<std::string>& args) {
   return 0;
 }
 
+int RunBackupCommand(const std::vector<std::string>& args) {
+  if (args.size() != 3) {
+    std::cerr << "usage: sweepq-server backup OUT_FILE [--db FILE]\n";
+    return 2;
+  }
+  absl::Status status =
+      sweepq::store::BackupDatabase(absl::GetFlag(FLAGS_db), args[2]);
+  if (!status.ok()) {
+    std::cerr << "sweepq-server: backup failed: " << status.message() << "\n";
+    return 1;
+  }
+  std::cout << "backup written to " << args[2] << "\n";
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -112,6 +133,9 @@ int main(int argc, char** argv) {
 
   if (args.size() >= 2 && args[1] == "team") {
     return RunTeamCommand(args);
+  }
+  if (args.size() >= 2 && args[1] == "backup") {
+    return RunBackupCommand(args);
   }
   if (args.size() > 1) {
     std::cerr << "sweepq-server: unknown command '" << args[1]

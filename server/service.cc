@@ -31,6 +31,26 @@ grpc::Status Serve(const absl::StatusOr<store::TeamPrincipal>& principal,
   return ToGrpcStatus(body(*principal));
 }
 
+// Streams an opened artifact: the header in the first chunk, then the data
+// in chunks of kDownloadChunkBytes, ending with an empty chunk.
+absl::Status StreamArtifact(
+    std::pair<sweepq::v1::Artifact, std::unique_ptr<ArtifactStore::Reader>>
+        opened,
+    grpc::ServerWriter<sweepq::v1::ArtifactChunk>* writer) {
+  sweepq::v1::ArtifactChunk chunk;
+  *chunk.mutable_header() = opened.first;
+  std::string data;
+  do {
+    RETURN_IF_ERROR(opened.second->Read(kDownloadChunkBytes, &data));
+    chunk.set_data(data);
+    if (!writer->Write(chunk)) {
+      return absl::CancelledError("downloader went away");
+    }
+    chunk.clear_header();
+  } while (!data.empty());
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 grpc::Status ToGrpcStatus(const absl::Status& status) {
@@ -174,18 +194,7 @@ grpc::Status TeamServiceImpl::DownloadArtifact(
     ASSIGN_OR_RETURN(auto opened,
                      coordinator_->OpenArtifact(p.team_id, req->run_id(),
                                                 req->name(), req->attempt()));
-    sweepq::v1::ArtifactChunk chunk;
-    *chunk.mutable_header() = opened.first;
-    std::string data;
-    do {
-      RETURN_IF_ERROR(opened.second->Read(kDownloadChunkBytes, &data));
-      chunk.set_data(data);
-      if (!writer->Write(chunk)) {
-        return absl::CancelledError("downloader went away");
-      }
-      chunk.clear_header();
-    } while (!data.empty());
-    return absl::OkStatus();
+    return StreamArtifact(std::move(opened), writer);
   });
 }
 
@@ -276,6 +285,17 @@ grpc::Status WorkerServiceImpl::UploadArtifact(
     ASSIGN_OR_RETURN(*resp->mutable_artifact(),
                      coordinator_->AddArtifact(p.team_id, lease, header));
     return absl::OkStatus();
+  });
+}
+
+grpc::Status WorkerServiceImpl::FetchArtifact(
+    grpc::ServerContext* ctx, const sweepq::v1::FetchArtifactRequest* req,
+    grpc::ServerWriter<sweepq::v1::ArtifactChunk>* writer) {
+  return Serve(Authorize(ctx), [&](const store::TeamPrincipal& p) {
+    ASSIGN_OR_RETURN(auto opened, coordinator_->OpenArtifactForLease(
+                                      p.team_id, req->worker_id(), req->lease(),
+                                      req->name(), req->attempt()));
+    return StreamArtifact(std::move(opened), writer);
   });
 }
 

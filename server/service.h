@@ -101,6 +101,9 @@ class WorkerServiceImpl final : public WorkerServiceBase {
       grpc::ServerContext* ctx,
       grpc::ServerReader<sweepq::v1::ArtifactChunk>* reader,
       sweepq::v1::UploadArtifactResponse* resp) override;
+  grpc::Status FetchArtifact(
+      grpc::ServerContext* ctx, const sweepq::v1::FetchArtifactRequest* req,
+      grpc::ServerWriter<sweepq::v1::ArtifactChunk>* writer) override;
   grpc::Status FinishRun(grpc::ServerContext* ctx,
                          const sweepq::v1::FinishRunRequest* req,
                          sweepq::v1::FinishRunResponse* resp) override;

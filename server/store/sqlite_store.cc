@@ -2,6 +2,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 #include <limits>
 #include <map>
 #include <utility>
@@ -1474,6 +1475,51 @@ absl::StatusOr<std::optional<int64_t>> SqliteStore::NextLeaseExpiry() {
     return absl::OkStatus();
   }));
   return earliest;
+}
+
+absl::Status BackupDatabase(const std::string& db_path,
+                            const std::string& out_path) {
+  std::error_code ec;
+  if (!std::filesystem::exists(db_path, ec)) {
+    return absl::NotFoundError(
+        absl::StrCat("no database at ", db_path, " (check --db)"));
+  }
+  if (std::filesystem::exists(out_path, ec)) {
+    return absl::AlreadyExistsError(absl::StrCat(
+        out_path, " already exists; a backup never overwrites a file"));
+  }
+  DatabaseOptions source_options;
+  source_options.read_only = true;
+  ASSIGN_OR_RETURN(std::unique_ptr<Database> source,
+                   Database::Open(db_path, source_options));
+  ASSIGN_OR_RETURN(int source_version, SchemaVersion(*source));
+  {
+    ASSIGN_OR_RETURN(Statement vacuum, source->Prepare("VACUUM INTO ?1"));
+    vacuum.BindText(1, out_path);
+    RETURN_IF_ERROR(vacuum.Step().status());
+  }
+  auto check = [&]() -> absl::Status {
+    DatabaseOptions copy_options;
+    copy_options.read_only = true;
+    ASSIGN_OR_RETURN(std::unique_ptr<Database> copy,
+                     Database::Open(out_path, copy_options));
+    ASSIGN_OR_RETURN(std::string integrity,
+                     copy->QueryText("PRAGMA integrity_check"));
+    if (integrity != "ok") {
+      return absl::DataLossError(absl::StrCat(
+          "backup ", out_path, " failed its integrity check: ", integrity));
+    }
+    ASSIGN_OR_RETURN(int copy_version, SchemaVersion(*copy));
+    if (copy_version != source_version) {
+      return absl::DataLossError(absl::StrCat(
+          "backup ", out_path, " has schema version ", copy_version,
+          ", the source ", source_version));
+    }
+    return absl::OkStatus();
+  };
+  absl::Status status = check();
+  if (!status.ok()) std::filesystem::remove(out_path, ec);
+  return status;
 }
 
 }  // namespace sweepq::store

@@ -195,6 +195,17 @@ class SqliteStore : public Store {
   std::vector<Database*> idle_readers_ ABSL_GUARDED_BY(readers_mu_);
 };
 
+// Copies the database at `db_path` into a new file `out_path` while other
+// processes may be using it (the serving coordinator included): one read
+// transaction (`VACUUM INTO`) gives a consistent snapshot of every commit
+// made before it began, without blocking the writer. The copy is then
+// opened and checked (`PRAGMA integrity_check`, schema version equal to
+// the source's). Returns NOT_FOUND when `db_path` does not exist,
+// ALREADY_EXISTS when `out_path` does (a backup never overwrites), and
+// DATA_LOSS when the copy fails its check (the copy is then removed).
+absl::Status BackupDatabase(const std::string& db_path,
+                            const std::string& out_path);
+
 }  // namespace sweepq::store
 
 #endif  // SWEEPQ_SERVER_STORE_SQLITE_STORE_H_
