@@ -110,6 +110,11 @@ double ClipGradNorm(const std::vector<NamedParameter>& parameters,
 //                    base_lr * warmup_start_factor (default 0.1) to base_lr
 //                    (epoch w of W gets factor f + (1 - f) * w / W); the
 //                    schedule above starts after them.
+//                    Metrics reported during warm-up are ignored by
+//                    plateau.
+// RAdam's load() restores per-parameter state only (step, moments), like
+// LibTorch's own optimizers: on resume, build the optimizer from the config
+// and set the learning rate from the schedule.
 class LrSchedule {
  public:
   // Returns the schedule of `config` for a run of `epochs` epochs starting
