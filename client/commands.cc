@@ -933,6 +933,7 @@ constexpr CommandEntry kCommands[] = {
      RunRetry},
     {"workers", "list workers; drain or clear one", RunWorkers},
     {"artifacts", "list or download a run's artifacts", RunArtifacts},
+    {"plot", "draw learning curves or a confusion matrix as a PNG", RunPlot},
     {"example-sweep", "print a commented example sweep", RunExampleSweep},
 };
 

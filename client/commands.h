@@ -105,6 +105,9 @@ absl::Status RunSubmit(const std::vector<std::string>& args,
 // `sweepq watch`.
 absl::Status RunWatch(const std::vector<std::string>& args,
                       CliContext& context);
+// `sweepq plot` (client/plot.cc).
+absl::Status RunPlot(const std::vector<std::string>& args,
+                     CliContext& context);
 
 }  // namespace sweepq::client
 
