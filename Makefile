@@ -4,7 +4,7 @@ BUILD_DIR ?= build
 JOBS ?= $(shell nproc)
 CMAKE_FLAGS ?=
 
-.PHONY: all deps build test demo bench bench-coordinator clean
+.PHONY: all deps build test demo bench bench-coordinator bench-pipeline bench-train clean
 
 all: build
 
@@ -23,11 +23,19 @@ test: build
 demo: build
 	@scripts/demo.sh $(BUILD_DIR)
 
-bench: bench-coordinator
+bench: bench-coordinator bench-pipeline bench-train
 
 bench-coordinator: build
 	@deploy/install-deps.sh --bench
 	@bench/run_coordinator_bench.sh $(BUILD_DIR)
+
+bench-train: build
+	@deploy/install-deps.sh --bench
+	@bench/run_train_bench.sh $(BUILD_DIR)
+
+bench-pipeline: build
+	@deploy/install-deps.sh --bench
+	@bench/run_pipeline_bench.sh $(BUILD_DIR)
 
 clean:
 	rm -rf $(BUILD_DIR)

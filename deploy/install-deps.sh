@@ -11,11 +11,16 @@ packages=(
   libabsl-dev libsqlite3-dev libssl-dev libgoogle-glog-dev libyaml-cpp-dev
   libgtest-dev libgmock-dev
   libopencv-dev opencv-data libtorch-dev
+  zlib1g-dev  # PNG pictures of the CLI (common/plot)
   python3-skimage  # astronaut.png: the real face photo of face_crop_test
+  python3-pil  # an independent PNG decoder for the picture tests
+  python3-torchvision  # tools/export_model.py, run by the TorchScript tests
+  systemd  # systemd-analyze verify of deploy/systemd (tests/deploy)
   openssl sqlite3
 )
 if [[ "${1:-}" == "--bench" ]]; then
-  packages+=(python3 python3-optuna python3-torch python3-torchvision)
+  packages+=(python3 python3-optuna python3-torch python3-torchvision
+    python3-pil)
 fi
 
 missing=()

@@ -227,6 +227,52 @@ TEST(FaceCropTest, LocateIsSafeFromManyThreads) {
   ASSERT_TRUE(cropper.FlushCache().ok());
 }
 
+TEST(FaceCropTest, LocateFromSizeAnswersOnlyWhenNoPixelsAreNeeded) {
+  FaceCropOptions fixed_only;
+  fixed_only.detectors = {"fixed"};
+  auto fixed = FaceCropper::Create(fixed_only);
+  ASSERT_TRUE(fixed.ok()) << fixed.status();
+  std::optional<FaceCrop> known =
+      (*fixed)->LocateFromSize(cv::Size(192, 256), "");
+  ASSERT_TRUE(known.has_value());
+  EXPECT_EQ(known->source, "fixed");
+  auto located =
+      (*fixed)->Locate(cv::Mat(256, 192, CV_8UC3, cv::Scalar::all(0)), "");
+  ASSERT_TRUE(located.ok()) << located.status();
+  EXPECT_EQ(known->box, located->box);
+  EXPECT_EQ((*fixed)->SourceCounts().at("fixed"), 2);
+
+  // A detector that needs pixels comes first: no answer, nothing counted,
+  // until the cache knows the image.
+  testing::TempDir dir;
+  std::vector<std::unique_ptr<FaceDetector>> chain;
+  auto detector = std::make_unique<CountingDetector>(
+      Detection{cv::Rect(100, 120, 150, 180), 0.9}, "fake");
+  CountingDetector* counter = detector.get();
+  chain.push_back(std::move(detector));
+  chain.push_back(*MakeFaceDetector("fixed", FaceCropOptions()));
+  const FaceCropOptions options;
+  auto cache =
+      DetectionCache::Open(dir.path(), ChainSettingsKey(chain, options));
+  ASSERT_TRUE(cache.ok()) << cache.status();
+  FaceCropper cropper(std::move(chain), options, std::move(*cache));
+  const std::string hash = ContentHash("bytes");
+  const cv::Size size(384, 512);
+  EXPECT_FALSE(cropper.LocateFromSize(size, hash).has_value());
+  EXPECT_EQ(counter->calls(), 0);
+  EXPECT_TRUE(cropper.SourceCounts().empty());
+  auto crop = cropper.Locate(cv::Mat(size, CV_8UC3, cv::Scalar::all(0)), hash);
+  ASSERT_TRUE(crop.ok()) << crop.status();
+  known = cropper.LocateFromSize(size, hash);
+  ASSERT_TRUE(known.has_value());
+  EXPECT_EQ(known->box, crop->box);
+  EXPECT_EQ(known->source, "fake");
+  EXPECT_EQ(cropper.cache_hits(), 1);
+  // A cached box outside an image of another size is not used.
+  EXPECT_FALSE(cropper.LocateFromSize(cv::Size(100, 100), hash).has_value());
+  EXPECT_EQ(counter->calls(), 1);
+}
+
 TEST(FaceCropTest, CacheIsKeyedByDetectorSettings) {
   testing::TempDir dir;
   auto a = DetectionCache::Open(dir.path(), "haar;pad=20x30");

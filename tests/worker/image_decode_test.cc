@@ -1,5 +1,6 @@
 #include "worker/pipeline/image_decode.h"
 
+#include <cmath>
 #include <fstream>
 #include <string>
 #include <vector>
@@ -7,6 +8,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "opencv2/imgcodecs.hpp"
+#include "opencv2/imgproc.hpp"
 #include "tests/testing/temp_dir.h"
 
 namespace sweepq::worker {
@@ -97,6 +99,72 @@ TEST_P(ImageDecodeTest, DecompressionBombIsRejectedBeforeDecoding) {
   EXPECT_THAT(image.status().message(), HasSubstr(path));
   EXPECT_TRUE(ReadImageFile(path, 20'000).ok());
   EXPECT_TRUE(ReadImageFile(path, 0).ok()) << "0 = no limit";
+}
+
+// A smooth image (gradients), so a reduced decode and a shrunk full
+// decode can be compared pixel by pixel.
+cv::Mat SmoothImage(int width, int height) {
+  cv::Mat image(height, width, CV_8UC3);
+  for (int y = 0; y < height; ++y) {
+    for (int x = 0; x < width; ++x) {
+      image.at<cv::Vec3b>(y, x) =
+          cv::Vec3b(static_cast<uchar>(255 * x / width),
+                    static_cast<uchar>(255 * y / height),
+                    static_cast<uchar>(128 + 100 * std::sin((x + y) / 15.0)));
+    }
+  }
+  return image;
+}
+
+TEST_P(ImageDecodeTest, ReducedDecodeHasTheRoundedUpSize) {
+  // Odd sizes: the reduced sides round up (101 / 4 -> 26).
+  const std::string bytes = Encode(SmoothImage(203, 101), GetParam());
+  for (int scale : {1, 2, 4, 8}) {
+    const cv::Size size = ReducedSize(cv::Size(203, 101), scale);
+    EXPECT_EQ(size,
+              cv::Size((203 + scale - 1) / scale, (101 + scale - 1) / scale));
+    auto reduced =
+        DecodeImageReduced(bytes, "x", kDefaultMaxImagePixels, scale);
+    ASSERT_TRUE(reduced.ok()) << reduced.status();
+    EXPECT_EQ(reduced->type(), CV_8UC3);
+    EXPECT_EQ(reduced->size(), size) << scale;
+  }
+}
+
+TEST_P(ImageDecodeTest, ReducedDecodeShowsTheSameImage) {
+  // Sides divisible by 8, so each reduced pixel is the mean of a block.
+  const std::string bytes = Encode(SmoothImage(200, 96), GetParam());
+  auto whole = DecodeImage(bytes, "x", kDefaultMaxImagePixels);
+  ASSERT_TRUE(whole.ok()) << whole.status();
+  for (int scale : {2, 4, 8}) {
+    auto reduced =
+        DecodeImageReduced(bytes, "x", kDefaultMaxImagePixels, scale);
+    ASSERT_TRUE(reduced.ok()) << reduced.status();
+    cv::Mat shrunk;
+    cv::resize(*whole, shrunk, reduced->size(), 0, 0, cv::INTER_AREA);
+    // Within a few levels on average (JPEG's scaled IDCT is not exactly a
+    // block mean); a flipped or shifted image is tens of levels off.
+    cv::Mat diff;
+    cv::absdiff(*reduced, shrunk, diff);
+    const cv::Scalar mean = cv::mean(diff);
+    EXPECT_LT((mean[0] + mean[1] + mean[2]) / 3, 3.0) << scale;
+  }
+}
+
+TEST_P(ImageDecodeTest, ReducedDecodeKeepsTheChecks) {
+  const std::string bytes = Encode(TestImage(200, 100), GetParam());
+  auto bomb = DecodeImageReduced(bytes, "big", 19'999, 2);
+  EXPECT_THAT(bomb.status().message(), HasSubstr("decompression bomb"));
+  auto cut = DecodeImageReduced(bytes.substr(0, bytes.size() / 2), "cut",
+                                kDefaultMaxImagePixels, 4);
+  EXPECT_EQ(cut.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(cut.status().message(), HasSubstr("truncated"));
+  auto checked = CheckEncodedImage(bytes.substr(0, bytes.size() / 2), "cut",
+                                   kDefaultMaxImagePixels);
+  EXPECT_THAT(checked.status().message(), HasSubstr("cut: truncated"));
+  auto odd = DecodeImageReduced(bytes, "odd", kDefaultMaxImagePixels, 3);
+  EXPECT_EQ(odd.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(odd.status().message(), HasSubstr("odd: decode scale"));
 }
 
 INSTANTIATE_TEST_SUITE_P(Formats, ImageDecodeTest,

@@ -228,6 +228,44 @@ TEST_F(LoaderTest, SecondEpochHitsTheDecodeCache) {
             << " images/s\n";
 }
 
+TEST_F(LoaderTest, KnownFaceBoxIsDecodedReducedWithTheSameCrop) {
+  // The fixed box (220 x 320 on 384 x 512) is still >= 48 x 64 at 1/4.
+  LoaderOptions options = SmallOptions();
+  options.shuffle = false;
+  std::vector<std::vector<Batch>> runs;
+  for (bool reduced : {true, false}) {
+    options.reduced_decoding = reduced;
+    absl::StatusOr<std::unique_ptr<Loader>> loader =
+        Loader::Create(dataset_, AllIndices(), cropper_.get(), options);
+    ASSERT_TRUE(loader.ok()) << loader.status();
+    runs.push_back(Epoch(**loader, 0));
+    EXPECT_EQ((*loader)->stats().decodes, kImages);
+    EXPECT_EQ((*loader)->stats().reduced_decodes, reduced ? kImages : 0);
+  }
+  ASSERT_EQ(runs[0].size(), runs[1].size());
+  for (size_t b = 0; b < runs[0].size(); ++b) {
+    ASSERT_EQ(runs[0][b].images.sizes(), runs[1][b].images.sizes());
+    // The same region, filtered differently: close on average (a crop
+    // that missed the face box by a few pixels is far off).
+    const double diff =
+        (runs[0][b].images - runs[1][b].images).abs().mean().item<double>();
+    EXPECT_LT(diff, 0.15) << "batch " << b;
+  }
+}
+
+TEST_F(LoaderTest, NoReducedDecodingBelowTheWorkingSize) {
+  // 220 x 320 / 2 = 110 x 160 < 120 x 160 wide: decoded in full.
+  LoaderOptions options = SmallOptions();
+  options.width = 120;
+  options.height = 160;
+  absl::StatusOr<std::unique_ptr<Loader>> loader =
+      Loader::Create(dataset_, AllIndices(), cropper_.get(), options);
+  ASSERT_TRUE(loader.ok()) << loader.status();
+  Epoch(**loader, 0);
+  EXPECT_EQ((*loader)->stats().decodes, kImages);
+  EXPECT_EQ((*loader)->stats().reduced_decodes, 0);
+}
+
 TEST_F(LoaderTest, CacheCapLimitsWhatIsKept) {
   LoaderOptions options = SmallOptions();
   options.decode_cache_bytes = 10 * 48 * 64 * 3;

@@ -201,9 +201,13 @@ class FixedBoxDetector : public FaceDetector {
   absl::StatusOr<std::optional<Detection>> Detect(
       const cv::Mat& image) override {
     if (image.empty()) return absl::InvalidArgumentError("empty image");
-    cv::Rect box = ScaleReferenceBox(box_, image.size());
-    if (box.empty()) box = cv::Rect(0, 0, image.cols, image.rows);
-    return std::optional<Detection>(Detection{box, 1.0});
+    return DetectFromSize(image.size());
+  }
+
+  std::optional<Detection> DetectFromSize(cv::Size size) const override {
+    cv::Rect box = ScaleReferenceBox(box_, size);
+    if (box.empty()) box = cv::Rect(0, 0, size.width, size.height);
+    return Detection{box, 1.0};
   }
 
  private:
@@ -409,43 +413,78 @@ FaceCropper::FaceCropper(std::vector<std::unique_ptr<FaceDetector>> detectors,
       settings_key_(ChainSettingsKey(detectors_, options_)),
       cache_(std::move(cache)) {}
 
+std::optional<FaceCrop> FaceCropper::CachedCrop(
+    const cv::Rect& whole, const std::string& content_hash) {
+  if (cache_ == nullptr || content_hash.empty()) return std::nullopt;
+  std::optional<FaceCrop> cached = cache_->Lookup(content_hash);
+  // A cached box outside this image means a hash collision or a changed
+  // decoder; detect again rather than crop wrongly.
+  if (!cached.has_value() || (cached->box & whole) != cached->box) {
+    return std::nullopt;
+  }
+  absl::MutexLock lock(&mu_);
+  ++source_counts_[cached->source];
+  ++cache_hits_;
+  return cached;
+}
+
+std::optional<FaceCrop> FaceCropper::AcceptDetection(
+    const FaceDetector& detector, const Detection& found, const cv::Rect& whole,
+    const std::string& content_hash) {
+  FaceCrop crop;
+  crop.source = detector.name();
+  crop.box = crop.source == "fixed"
+                 ? (found.box & whole)
+                 : PadAndClampBox(found.box, whole.size(), options_.pad_x,
+                                  options_.pad_y);
+  if (crop.box.empty()) return std::nullopt;
+  if (cache_ != nullptr && !content_hash.empty()) {
+    cache_->Insert(content_hash, crop);
+  }
+  absl::MutexLock lock(&mu_);
+  ++source_counts_[crop.source];
+  return crop;
+}
+
 absl::StatusOr<FaceCrop> FaceCropper::Locate(const cv::Mat& image,
                                              const std::string& content_hash) {
   if (image.empty()) return absl::InvalidArgumentError("empty image");
   const cv::Rect whole(0, 0, image.cols, image.rows);
-  if (cache_ != nullptr && !content_hash.empty()) {
-    std::optional<FaceCrop> cached = cache_->Lookup(content_hash);
-    // A cached box outside this image means a hash collision or a changed
-    // decoder; detect again rather than crop wrongly.
-    if (cached.has_value() && (cached->box & whole) == cached->box) {
-      absl::MutexLock lock(&mu_);
-      ++source_counts_[cached->source];
-      ++cache_hits_;
-      return *cached;
-    }
+  if (std::optional<FaceCrop> cached = CachedCrop(whole, content_hash)) {
+    return *cached;
   }
   for (const auto& detector : detectors_) {
     ASSIGN_OR_RETURN(std::optional<Detection> found, detector->Detect(image));
     if (!found.has_value() || found->confidence < options_.min_confidence) {
       continue;
     }
-    FaceCrop crop;
-    crop.source = detector->name();
-    crop.box = crop.source == "fixed"
-                   ? (found->box & whole)
-                   : PadAndClampBox(found->box, image.size(), options_.pad_x,
-                                    options_.pad_y);
-    if (crop.box.empty()) continue;
-    if (cache_ != nullptr && !content_hash.empty()) {
-      cache_->Insert(content_hash, crop);
+    if (std::optional<FaceCrop> crop =
+            AcceptDetection(*detector, *found, whole, content_hash)) {
+      return *crop;
     }
-    absl::MutexLock lock(&mu_);
-    ++source_counts_[crop.source];
-    return crop;
   }
   return absl::NotFoundError(
       absl::StrCat("no detector of the chain found a face with confidence >= ",
                    options_.min_confidence, " (add `fixed` as a fallback)"));
+}
+
+std::optional<FaceCrop> FaceCropper::LocateFromSize(
+    cv::Size image_size, const std::string& content_hash) {
+  if (image_size.empty()) return std::nullopt;
+  const cv::Rect whole(cv::Point(0, 0), image_size);
+  if (std::optional<FaceCrop> cached = CachedCrop(whole, content_hash)) {
+    return cached;
+  }
+  for (const auto& detector : detectors_) {
+    std::optional<Detection> found = detector->DetectFromSize(image_size);
+    if (!found.has_value()) return std::nullopt;  // needs the pixels
+    if (found->confidence < options_.min_confidence) continue;
+    if (std::optional<FaceCrop> crop =
+            AcceptDetection(*detector, *found, whole, content_hash)) {
+      return crop;
+    }
+  }
+  return std::nullopt;
 }
 
 absl::Status FaceCropper::FlushCache() {

@@ -68,6 +68,14 @@ class FaceDetector {
   // or non-8-bit image and INTERNAL when OpenCV fails.
   virtual absl::StatusOr<std::optional<Detection>> Detect(
       const cv::Mat& image) = 0;
+
+  // Returns what Detect would return for any image of `size` when the
+  // detector needs no pixels (the fixed box), so the loader can choose a
+  // reduced decoding before decoding; std::nullopt when it needs pixels
+  // (the default).
+  virtual std::optional<Detection> DetectFromSize(cv::Size size) const {
+    return std::nullopt;
+  }
 };
 
 // Face-crop settings; see CropConfig in run_config.proto.
@@ -190,6 +198,14 @@ class FaceCropper {
   absl::StatusOr<FaceCrop> Locate(const cv::Mat& image,
                                   const std::string& content_hash);
 
+  // Returns Locate's crop of an image of `image_size` when it is known
+  // without the pixels: cached under `content_hash`, or won by a detector
+  // that needs no pixels (DetectFromSize) before any that does. Counts and
+  // caches it as Locate does. std::nullopt means the pixels are needed:
+  // call Locate.
+  std::optional<FaceCrop> LocateFromSize(cv::Size image_size,
+                                         const std::string& content_hash);
+
   // Writes new cache entries to disk; OK without a cache.
   absl::Status FlushCache();
 
@@ -208,6 +224,16 @@ class FaceCropper {
   const FaceCropOptions options_;
   const std::string settings_key_;
   const std::unique_ptr<DetectionCache> cache_;
+  // Returns the crop cached under `content_hash` if it lies in `whole`,
+  // counting the hit.
+  std::optional<FaceCrop> CachedCrop(const cv::Rect& whole,
+                                     const std::string& content_hash);
+  // Returns the crop of `detector`'s `found` box (padded unless fixed), or
+  // std::nullopt when it is empty; caches and counts it.
+  std::optional<FaceCrop> AcceptDetection(const FaceDetector& detector,
+                                          const Detection& found,
+                                          const cv::Rect& whole,
+                                          const std::string& content_hash);
   mutable absl::Mutex mu_;
   std::map<std::string, int64_t> source_counts_ ABSL_GUARDED_BY(mu_);
   int64_t cache_hits_ ABSL_GUARDED_BY(mu_) = 0;

@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/status_macros.h"
 #include "opencv2/imgcodecs.hpp"
+#include "opencv2/imgproc.hpp"
 
 namespace sweepq::worker {
 namespace {
@@ -155,9 +156,9 @@ absl::StatusOr<ImageHeader> ReadImageHeader(absl::string_view bytes,
   return Bad(path, "not a JPEG, PNG or BMP image");
 }
 
-absl::StatusOr<cv::Mat> DecodeImage(absl::string_view bytes,
-                                    absl::string_view path,
-                                    uint64_t max_pixels) {
+absl::StatusOr<ImageHeader> CheckEncodedImage(absl::string_view bytes,
+                                              absl::string_view path,
+                                              uint64_t max_pixels) {
   ASSIGN_OR_RETURN(ImageHeader header, ReadImageHeader(bytes, path));
   if (header.width <= 0 || header.height <= 0) {
     return Bad(path,
@@ -176,11 +177,46 @@ absl::StatusOr<cv::Mat> DecodeImage(absl::string_view bytes,
   if (header.format == "png" && !PngHasEnd(bytes)) {
     return Bad(path, "truncated PNG (no IEND chunk)");
   }
+  return header;
+}
+
+cv::Size ReducedSize(cv::Size size, int scale) {
+  return cv::Size((size.width + scale - 1) / scale,
+                  (size.height + scale - 1) / scale);
+}
+
+absl::StatusOr<cv::Mat> DecodeImageReduced(absl::string_view bytes,
+                                           absl::string_view path,
+                                           uint64_t max_pixels, int scale) {
+  int flags = cv::IMREAD_COLOR;
+  switch (scale) {
+    case 1:
+      break;
+    case 2:
+      flags = cv::IMREAD_REDUCED_COLOR_2;
+      break;
+    case 4:
+      flags = cv::IMREAD_REDUCED_COLOR_4;
+      break;
+    case 8:
+      flags = cv::IMREAD_REDUCED_COLOR_8;
+      break;
+    default:
+      return absl::InvalidArgumentError(absl::StrCat(
+          path, ": decode scale must be 1, 2, 4 or 8, got ", scale));
+  }
+  ASSIGN_OR_RETURN(ImageHeader header,
+                   CheckEncodedImage(bytes, path, max_pixels));
+  // Only libjpeg decodes reduced; OpenCV would decode other formats in
+  // full and resize them bilinearly, so shrink those here instead.
+  const bool jpeg = header.format == "jpeg";
+  const cv::Size full(header.width, header.height);
+  const cv::Size expected = jpeg ? ReducedSize(full, scale) : full;
   cv::Mat image;
   try {
     const cv::Mat buffer(1, static_cast<int>(bytes.size()), CV_8U,
                          const_cast<char*>(bytes.data()));
-    image = cv::imdecode(buffer, cv::IMREAD_COLOR);
+    image = cv::imdecode(buffer, jpeg ? flags : cv::IMREAD_COLOR);
   } catch (const cv::Exception& e) {
     return Bad(path,
                absl::StrCat("cannot decode ", header.format, ": ", e.what()));
@@ -189,12 +225,30 @@ absl::StatusOr<cv::Mat> DecodeImage(absl::string_view bytes,
     return Bad(path, absl::StrCat("corrupt ", header.format,
                                   " (OpenCV cannot decode it)"));
   }
-  if (image.cols != header.width || image.rows != header.height) {
+  if (image.size() != expected) {
     return Bad(path, absl::StrCat("decoded size ", image.cols, "x", image.rows,
                                   " differs from header ", header.width, "x",
-                                  header.height));
+                                  header.height,
+                                  scale > 1 ? absl::StrCat(" / ", scale) : ""));
+  }
+  if (!jpeg && scale > 1) {
+    try {
+      cv::Mat reduced;
+      cv::resize(image, reduced, ReducedSize(full, scale), 0, 0,
+                 cv::INTER_AREA);
+      image = std::move(reduced);
+    } catch (const cv::Exception& e) {
+      return Bad(path,
+                 absl::StrCat("cannot shrink ", header.format, ": ", e.what()));
+    }
   }
   return image;
+}
+
+absl::StatusOr<cv::Mat> DecodeImage(absl::string_view bytes,
+                                    absl::string_view path,
+                                    uint64_t max_pixels) {
+  return DecodeImageReduced(bytes, path, max_pixels, 1);
 }
 
 absl::Status ReadFileBytes(const std::string& path, std::string* bytes) {

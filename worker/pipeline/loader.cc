@@ -1,6 +1,7 @@
 #include "worker/pipeline/loader.h"
 
 #include <algorithm>
+#include <cmath>
 #include <random>
 #include <utility>
 
@@ -61,6 +62,31 @@ absl::Status CheckOptions(const LoaderOptions& o) {
     return absl::InvalidArgumentError("loader: torch_threads must be >= 0");
   }
   return absl::OkStatus();
+}
+
+// Returns the largest decode scale (8, 4, 2) at which a `box` of the full
+// image is still at least `width` x `height`, else 1.
+int ReducedDecodeScale(cv::Size box, int width, int height) {
+  for (int scale : {8, 4, 2}) {
+    if (box.width / scale >= width && box.height / scale >= height) {
+      return scale;
+    }
+  }
+  return 1;
+}
+
+// Returns `box` (full-size pixels) in an image decoded at 1 / `scale` of
+// `reduced` size, clamped to it and never empty.
+cv::Rect ScaleBox(const cv::Rect& box, int scale, cv::Size reduced) {
+  if (scale == 1) return box;
+  const auto at = [scale](int v) {
+    return static_cast<int>(std::lround(static_cast<double>(v) / scale));
+  };
+  const int x0 = std::clamp(at(box.x), 0, reduced.width - 1);
+  const int y0 = std::clamp(at(box.y), 0, reduced.height - 1);
+  const int x1 = std::clamp(at(box.x + box.width), x0 + 1, reduced.width);
+  const int y1 = std::clamp(at(box.y + box.height), y0 + 1, reduced.height);
+  return cv::Rect(x0, y0, x1 - x0, y1 - y0);
 }
 
 cv::Mat Augment(const cv::Mat& image, const LoaderOptions& options,
@@ -346,26 +372,52 @@ absl::StatusOr<cv::Mat> Loader::LoadImage(size_t sample_index,
   }
   std::string bytes;
   decodes_.fetch_add(1, std::memory_order_relaxed);
-  absl::StatusOr<cv::Mat> image =
-      ReadImageFile(path, options_.max_image_pixels, &bytes);
-  if (!image.ok()) {
+  auto mark_bad = [&](const absl::Status& status) {
     absl::MutexLock lock(&cache_mu_);
-    known_bad_[sample_index] = std::string(image.status().message());
-    *bad = BadImage{path, std::string(image.status().message())};
+    known_bad_[sample_index] = std::string(status.message());
+    *bad = BadImage{path, std::string(status.message())};
     return cv::Mat();
+  };
+  if (absl::Status read = ReadFileBytes(path, &bytes); !read.ok()) {
+    return mark_bad(read);
   }
+  // The checks come first so a bad image is not counted by the cropper.
+  absl::StatusOr<ImageHeader> header =
+      CheckEncodedImage(bytes, path, options_.max_image_pixels);
+  if (!header.ok()) return mark_bad(header.status());
+  const cv::Size full_size(header->width, header->height);
+  const std::string hash = cropper_ != nullptr ? ContentHash(bytes) : "";
+  // The face box in full-size pixels, when known before decoding.
+  std::optional<cv::Rect> box;
+  if (cropper_ == nullptr) {
+    box = cv::Rect(cv::Point(0, 0), full_size);
+  } else if (std::optional<FaceCrop> crop =
+                 cropper_->LocateFromSize(full_size, hash)) {
+    box = crop->box;
+  }
+  int scale = 1;
+  if (box.has_value() && options_.reduced_decoding &&
+      header->format == "jpeg" &&
+      !(options_.center_crop_width > 0 && options_.center_crop_height > 0)) {
+    scale = ReducedDecodeScale(box->size(), options_.width, options_.height);
+  }
+  absl::StatusOr<cv::Mat> image =
+      DecodeImageReduced(bytes, path, options_.max_image_pixels, scale);
+  if (!image.ok()) return mark_bad(image.status());
+  if (scale > 1) reduced_decodes_.fetch_add(1, std::memory_order_relaxed);
   cv::Mat out;
   try {
-    cv::Mat face = *image;
-    if (cropper_ != nullptr) {
-      absl::StatusOr<FaceCrop> crop =
-          cropper_->Locate(*image, ContentHash(bytes));
+    cv::Mat face;
+    if (!box.has_value()) {
+      absl::StatusOr<FaceCrop> crop = cropper_->Locate(*image, hash);
       if (!crop.ok()) {
         return absl::Status(
             crop.status().code(),
             absl::StrCat(path, ": face crop: ", crop.status().message()));
       }
       face = (*image)(crop->box);
+    } else {
+      face = (*image)(ScaleBox(*box, scale, image->size()));
     }
     if (options_.center_crop_width > 0 && options_.center_crop_height > 0) {
       face = CenterCrop(face, options_.center_crop_width,
@@ -463,6 +515,7 @@ Loader::BatchResult Loader::BuildBatch(int64_t index) {
 LoaderStats Loader::stats() const {
   LoaderStats stats;
   stats.decodes = decodes_.load(std::memory_order_relaxed);
+  stats.reduced_decodes = reduced_decodes_.load(std::memory_order_relaxed);
   stats.cache_hits = cache_hits_.load(std::memory_order_relaxed);
   absl::MutexLock lock(&cache_mu_);
   stats.cached_images = static_cast<int64_t>(cache_.size());

@@ -13,6 +13,10 @@
 //     eviction). Augmentations run on the cached image every epoch. With
 //     weighted sampling one image can be in two batches built at once and
 //     then be decoded twice before it is cached.
+//   - Reduced decoding: when an image's face box is known before decoding
+//     (the fixed box, or the detection cache) and is still at least the
+//     working size at 1/2, 1/4 or 1/8 scale, a JPEG is decoded at the
+//     strongest such reduction (libjpeg's scaled IDCT) instead of in full.
 //   - Bad images (unreadable, truncated, 0 bytes, decompression bombs) are
 //     skipped, counted and remembered with their paths; a bad image is not
 //     read again. When an epoch's bad images exceed max_bad_fraction of
@@ -81,6 +85,10 @@ struct LoaderOptions {
   // Batches built ahead of the consumer (queued plus in progress); >= 1.
   // At most min(threads, prefetch_batches) batches are built at once.
   int prefetch_batches = 2;
+  // Decode JPEGs reduced when the face box is known before decoding and
+  // stays >= width x height (see the file comment). Not with a centre crop
+  // (its size is in pixels of the full-size crop).
+  bool reduced_decoding = true;
   // Byte cap of the decode cache; 0 = no cache.
   uint64_t decode_cache_bytes = kDefaultDecodeCacheBytes;
   // Images with more pixels are rejected (decompression bombs); 0 = no
@@ -142,6 +150,8 @@ struct BadImage {
 struct LoaderStats {
   // Images decoded from disk (cache misses that were read).
   int64_t decodes = 0;
+  // Of those, images decoded at a reduced scale.
+  int64_t reduced_decodes = 0;
   // Samples served from the decode cache.
   int64_t cache_hits = 0;
   // Images and bytes held by the decode cache.
@@ -258,6 +268,7 @@ class Loader {
   absl::flat_hash_map<size_t, std::string> known_bad_
       ABSL_GUARDED_BY(cache_mu_);
   std::atomic<int64_t> decodes_{0};
+  std::atomic<int64_t> reduced_decodes_{0};
   std::atomic<int64_t> cache_hits_{0};
 
   mutable absl::Mutex bad_mu_;
