@@ -81,6 +81,34 @@ TEST(FaceCropTest, HaarBoxCoversTheAstronautsFace) {
   EXPECT_EQ(crop->box.height, box.height + 2 * 30);
 }
 
+// Loader threads share one detector; each concurrent call must get the
+// same answer as a call alone (a shared CascadeClassifier would corrupt its
+// per-call state).
+TEST(FaceCropTest, HaarDetectsConcurrentlyWithTheSameResult) {
+  if (!fs::exists(kAstronaut)) {
+    GTEST_SKIP() << kAstronaut << " missing: apt-get install python3-skimage";
+  }
+  auto image = ReadImageFile(kAstronaut, kDefaultMaxImagePixels);
+  ASSERT_TRUE(image.ok()) << image.status();
+  auto haar = MakeFaceDetector("haar", FaceCropOptions());
+  ASSERT_TRUE(haar.ok()) << haar.status();
+  auto alone = (*haar)->Detect(*image);
+  ASSERT_TRUE(alone.ok() && alone->has_value());
+  constexpr int kThreads = 4;
+  std::vector<cv::Rect> boxes(kThreads);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kThreads; ++t) {
+    threads.emplace_back([&, t] {
+      for (int i = 0; i < 3; ++i) {
+        auto found = (*haar)->Detect(*image);
+        if (found.ok() && found->has_value()) boxes[t] = (*found)->box;
+      }
+    });
+  }
+  for (auto& thread : threads) thread.join();
+  for (const cv::Rect& box : boxes) EXPECT_EQ(box, (*alone)->box);
+}
+
 TEST(FaceCropTest, HaarFindsTheSyntheticFigureOrFallsBackOnABlankImage) {
   auto cropper = FaceCropper::Create(FaceCropOptions());
   ASSERT_TRUE(cropper.ok()) << cropper.status();

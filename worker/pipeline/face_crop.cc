@@ -10,9 +10,11 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <memory>
 #include <sstream>
 #include <system_error>
 #include <utility>
+#include <vector>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -61,15 +63,10 @@ class HaarFaceDetector : public FaceDetector {
           "haar cascade ", path_,
           " not found (Debian package opencv-data; deploy/install-deps.sh)"));
     }
-    try {
-      if (!cascade_.load(path_)) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("OpenCV cannot load haar cascade ", path_));
-      }
-    } catch (const cv::Exception& e) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("haar cascade ", path_, ": ", e.what()));
-    }
+    ASSIGN_OR_RETURN(std::unique_ptr<cv::CascadeClassifier> cascade,
+                     LoadCascade());
+    absl::MutexLock lock(&mu_);
+    idle_.push_back(std::move(cascade));
     return absl::OkStatus();
   }
 
@@ -93,10 +90,14 @@ class HaarFaceDetector : public FaceDetector {
       }
       cv::equalizeHist(gray, gray);
       const int min_side = std::max(24, std::min(gray.cols, gray.rows) / 10);
-      // CascadeClassifier keeps per-call state; one call at a time.
+      // A CascadeClassifier keeps per-call state, so each concurrent call
+      // borrows its own from the pool (loader threads detect in parallel).
+      ASSIGN_OR_RETURN(std::unique_ptr<cv::CascadeClassifier> cascade,
+                       Borrow());
+      cascade->detectMultiScale(gray, boxes, neighbours, 1.1, kMinNeighbors,
+                                0, cv::Size(min_side, min_side));
       absl::MutexLock lock(&mu_);
-      cascade_.detectMultiScale(gray, boxes, neighbours, 1.1, kMinNeighbors, 0,
-                                cv::Size(min_side, min_side));
+      idle_.push_back(std::move(cascade));
     } catch (const cv::Exception& e) {
       return absl::InternalError(absl::StrCat("haar detection: ", e.what()));
     }
@@ -111,9 +112,38 @@ class HaarFaceDetector : public FaceDetector {
   }
 
  private:
+  absl::StatusOr<std::unique_ptr<cv::CascadeClassifier>> LoadCascade() const {
+    auto cascade = std::make_unique<cv::CascadeClassifier>();
+    try {
+      if (!cascade->load(path_)) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("OpenCV cannot load haar cascade ", path_));
+      }
+    } catch (const cv::Exception& e) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("haar cascade ", path_, ": ", e.what()));
+    }
+    return cascade;
+  }
+
+  // Takes an idle cascade, or loads one more when all are in use.
+  absl::StatusOr<std::unique_ptr<cv::CascadeClassifier>> Borrow() {
+    {
+      absl::MutexLock lock(&mu_);
+      if (!idle_.empty()) {
+        std::unique_ptr<cv::CascadeClassifier> cascade =
+            std::move(idle_.back());
+        idle_.pop_back();
+        return cascade;
+      }
+    }
+    return LoadCascade();
+  }
+
   const std::string path_;
   absl::Mutex mu_;
-  cv::CascadeClassifier cascade_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::unique_ptr<cv::CascadeClassifier>> idle_
+      ABSL_GUARDED_BY(mu_);
 };
 
 class YuNetFaceDetector : public FaceDetector {
