@@ -526,6 +526,79 @@ TEST_F(ServiceTest, ArtifactUploadIsVerifiedAndDownloadsByteEqual) {
   EXPECT_TRUE(got == data);
 }
 
+// Reads a whole FetchArtifact stream into *data; returns the call status.
+grpc::Status Fetch(v1::WorkerService::Stub* stub, const std::string& token,
+                   const std::string& worker_id, const v1::LeaseRef& lease,
+                   const std::string& name, uint32_t attempt,
+                   std::string* data, v1::Artifact* header) {
+  v1::FetchArtifactRequest req;
+  req.set_worker_id(worker_id);
+  *req.mutable_lease() = lease;
+  req.set_name(name);
+  req.set_attempt(attempt);
+  grpc::ClientContext ctx;
+  ctx.AddMetadata("authorization", "Bearer " + token);
+  ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(20));
+  auto reader = stub->FetchArtifact(&ctx, req);
+  v1::ArtifactChunk chunk;
+  data->clear();
+  while (reader->Read(&chunk)) {
+    if (chunk.has_header() && header != nullptr) *header = chunk.header();
+    *data += chunk.data();
+  }
+  return reader->Finish();
+}
+
+TEST_F(ServiceTest, WorkerFetchesTheResumeCheckpointOnlyUnderItsCurrentLease) {
+  Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  Register(alpha_, "gpu2");
+  auto first = Lease(alpha_, "gpu1");
+  ASSERT_TRUE(first.granted());
+  EXPECT_FALSE(first.has_resume_from());
+  std::string ckpt(1536 << 10, '\0');
+  for (size_t i = 0; i < ckpt.size(); ++i) ckpt[i] = static_cast<char>(i * 7);
+  ASSERT_TRUE(Upload(alpha_, first.lease(), "last.ckpt", ckpt, Sha256Hex(ckpt))
+                  .ok());
+  ASSERT_TRUE(Finish(alpha_, "gpu1", first.lease(), v1::OUTCOME_FAILED,
+                     /*retryable=*/true)
+                  .ok());
+
+  auto second = Lease(alpha_, "gpu2");
+  ASSERT_TRUE(second.granted());
+  ASSERT_EQ(second.run().run_id(), first.run().run_id());
+  ASSERT_TRUE(second.has_resume_from());
+  EXPECT_EQ(second.resume_from().attempt(), 1u);
+  std::string got;
+  v1::Artifact header;
+  ASSERT_TRUE(Fetch(workers_.get(), alpha_.worker, "gpu2", second.lease(),
+                    "last.ckpt", second.resume_from().attempt(), &got, &header)
+                  .ok());
+  EXPECT_TRUE(got == ckpt);
+  EXPECT_EQ(header.sha256(), Sha256Hex(ckpt));
+  EXPECT_EQ(header.size(), static_cast<int64_t>(ckpt.size()));
+
+  // The old lease, another worker's id and an unknown name are refused.
+  EXPECT_EQ(Fetch(workers_.get(), alpha_.worker, "gpu1", first.lease(),
+                  "last.ckpt", 0, &got, nullptr)
+                .error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Fetch(workers_.get(), alpha_.worker, "gpu1", second.lease(),
+                  "last.ckpt", 0, &got, nullptr)
+                .error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_EQ(Fetch(workers_.get(), alpha_.worker, "gpu2", second.lease(),
+                  "best.ckpt", 0, &got, nullptr)
+                .error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  // Once the run is finished the lease no longer opens anything.
+  ASSERT_TRUE(Finish(alpha_, "gpu2", second.lease(), v1::OUTCOME_SUCCEEDED).ok());
+  EXPECT_EQ(Fetch(workers_.get(), alpha_.worker, "gpu2", second.lease(),
+                  "last.ckpt", 0, &got, nullptr)
+                .error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+}
+
 TEST_F(ServiceTest, DrainedWorkerGetsDrainAndNoRun) {
   Submit(alpha_, kSweep);
   Register(alpha_, "gpu1");
@@ -799,6 +872,18 @@ class AuthMatrixTest : public ServiceTest {
       writer->WritesDone();
       return writer->Finish();
     });
+    add("FetchArtifact", false, [&](const std::string& t) {
+      v1::FetchArtifactRequest r;
+      r.set_worker_id("gpu1");
+      *r.mutable_lease() = lease_;
+      r.set_name("a.txt");
+      auto ctx = Ctx(t);
+      auto reader = workers_->FetchArtifact(ctx.get(), r);
+      v1::ArtifactChunk o;
+      while (reader->Read(&o)) {
+      }
+      return reader->Finish();
+    });
     add("FinishRun", false, [&](const std::string& t) {
       v1::FinishRunRequest r;
       *r.mutable_lease() = lease_;
@@ -816,7 +901,7 @@ class AuthMatrixTest : public ServiceTest {
 
 TEST_F(AuthMatrixTest, EveryRpcNeedsAValidTokenOfItsRole) {
   const auto rpcs = Rpcs();
-  ASSERT_EQ(rpcs.size(), 19u);  // every RPC of both services
+  ASSERT_EQ(rpcs.size(), 20u);  // every RPC of both services
   for (const auto& rpc : rpcs) {
     SCOPED_TRACE(rpc.name);
     EXPECT_EQ(rpc.call("").error_code(), grpc::StatusCode::UNAUTHENTICATED);
