@@ -16,6 +16,7 @@ packages=(
   python3-pil  # an independent PNG decoder for the picture tests
   python3-torchvision  # tools/export_model.py, run by the TorchScript tests
   systemd  # systemd-analyze verify of deploy/systemd (tests/deploy)
+  slurm-wlm munge  # the real single-node Slurm cluster of tests/deploy
   openssl sqlite3
 )
 if [[ "${1:-}" == "--bench" ]]; then
