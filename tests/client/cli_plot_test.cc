@@ -21,6 +21,7 @@
 #include "gtest/gtest.h"
 #include "sweepq/v1/coordinator.grpc.pb.h"
 #include "tests/client/cli_runner.h"
+#include "tests/testing/grpc_context.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/temp_dir.h"
 
@@ -47,11 +48,7 @@ parameters:
 )";
 
 std::unique_ptr<grpc::ClientContext> Ctx(const std::string& token) {
-  auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->AddMetadata("authorization", "Bearer " + token);
-  ctx->set_deadline(std::chrono::system_clock::now() +
-                    std::chrono::seconds(10));
-  return ctx;
+  return ::sweepq::testing::AuthorizedContext(token, 10);
 }
 
 int64_t NowMs() {

@@ -15,6 +15,7 @@
 
 #include "gtest/gtest.h"
 #include "sweepq/v1/coordinator.grpc.pb.h"
+#include "tests/testing/grpc_context.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
@@ -35,10 +36,7 @@ parameters:
 )";
 
 std::unique_ptr<grpc::ClientContext> Ctx(const std::string& token) {
-  auto ctx = std::make_unique<grpc::ClientContext>();
-  ctx->AddMetadata("authorization", "Bearer " + token);
-  ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-  return ctx;
+  return ::sweepq::testing::AuthorizedContext(token, 5);
 }
 
 int64_t QueryInt(sqlite3* db, const char* sql) {

@@ -17,6 +17,7 @@
 #include "server/server.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "sweepq/v1/coordinator.grpc.pb.h"
+#include "tests/testing/grpc_context.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/temp_dir.h"
 
@@ -95,11 +96,7 @@ class ServiceTest : public ::testing::Test {
 
   // A client context carrying `token` (none when empty) and a deadline.
   static std::unique_ptr<grpc::ClientContext> Ctx(const std::string& token) {
-    auto ctx = std::make_unique<grpc::ClientContext>();
-    if (!token.empty()) ctx->AddMetadata("authorization", "Bearer " + token);
-    ctx->set_deadline(std::chrono::system_clock::now() +
-                      std::chrono::seconds(20));
-    return ctx;
+    return ::sweepq::testing::AuthorizedContext(token, 20);
   }
 
   v1::SubmitSweepResponse Submit(const Team& team, const std::string& yaml,
