@@ -913,8 +913,104 @@ absl::Status RunConfigFromJson(absl::string_view json, v1::RunConfig* out,
       absl::StrCat(source, ": ", AtPath(error->path, error->detail)));
 }
 
+absl::Status ValidateTta(const v1::TtaConfig& tta, absl::string_view path) {
+  for (int i = 0; i < tta.transforms_size(); ++i) {
+    RETURN_IF_ERROR(CheckChoice(absl::StrCat(path, ".transforms[", i, "]"),
+                                tta.transforms(i),
+                                {"hflip", "multicrop", "scale"}));
+  }
+  for (int i = 0; i < tta.scales_size(); ++i) {
+    RETURN_IF_ERROR(CheckPositive(absl::StrCat(path, ".scales[", i, "]"),
+                                  tta.scales(i)));
+  }
+  return absl::OkStatus();
+}
+
+// A job's config holds the job and the few run-level settings that apply
+// to it; anything else (a model, an optimizer, ...) would be ignored, so it
+// is refused with its path.
+absl::Status ValidateJob(const v1::RunConfig& config) {
+  const v1::JobConfig& job = config.job();
+  RETURN_IF_ERROR(CheckChoice("job.kind", job.kind(), {"predict", "gradcam"}));
+  if (config.data().dataset().empty()) {
+    return Invalid("data.dataset", "required (the data set the job reads)");
+  }
+  v1::RunConfig rest = config;
+  rest.clear_job();
+  rest.mutable_data()->clear_dataset();
+  if (rest.data().ByteSizeLong() == 0) rest.clear_data();
+  rest.clear_seed();
+  rest.clear_threads();
+  rest.clear_interop_threads();
+  rest.clear_name();
+  std::vector<const google::protobuf::FieldDescriptor*> set;
+  rest.GetReflection()->ListFields(rest, &set);
+  if (!set.empty()) {
+    std::string path = set.front()->name();
+    if (path == "data") {
+      std::vector<const google::protobuf::FieldDescriptor*> inner;
+      rest.data().GetReflection()->ListFields(rest.data(), &inner);
+      if (!inner.empty()) path = "data." + inner.front()->name();
+    }
+    return Invalid(path,
+                   "not allowed in a job: a job uses its source runs' "
+                   "settings (only data.dataset, seed, threads, "
+                   "interop_threads and name go with job)");
+  }
+  if (job.source_runs_size() == 0) {
+    return Invalid("job.source_runs", "required (at least one run id)");
+  }
+  std::set<int64_t> seen;
+  for (int i = 0; i < job.source_runs_size(); ++i) {
+    const std::string path = absl::StrCat("job.source_runs[", i, "]");
+    if (job.source_runs(i) <= 0) {
+      return Invalid(path, absl::StrCat("must be a run id (> 0), got ",
+                                        job.source_runs(i)));
+    }
+    seen.insert(job.source_runs(i));
+  }
+  if (job.source_runs_size() > kMaxJobSourceRuns) {
+    return Invalid("job.source_runs",
+                   absl::StrCat("at most ", kMaxJobSourceRuns,
+                                " runs in an ensemble, got ",
+                                job.source_runs_size()));
+  }
+  RETURN_IF_ERROR(
+      CheckChoiceOrEmpty("job.split", job.split(), {"eval", "val"}));
+  RETURN_IF_ERROR(ValidateTta(job.tta(), "job.tta"));
+  if (job.kind() == "predict") {
+    if (job.has_gradcam_class() || job.gradcam_images() != 0 ||
+        !job.gradcam_layer().empty()) {
+      return Invalid("job.gradcam_class",
+                     "gradcam_* settings belong to kind gradcam");
+    }
+    return absl::OkStatus();
+  }
+  // gradcam
+  if (job.source_runs_size() != 1) {
+    return Invalid("job.source_runs",
+                   absl::StrCat("gradcam takes exactly one run, got ",
+                                job.source_runs_size()));
+  }
+  if (!job.has_gradcam_class()) {
+    return Invalid("job.gradcam_class", "required for kind gradcam");
+  }
+  if (job.gradcam_images() > kMaxGradCamImages) {
+    return Invalid("job.gradcam_images",
+                   absl::StrCat("at most ", kMaxGradCamImages, ", got ",
+                                job.gradcam_images()));
+  }
+  if (job.tta().transforms_size() > 0 || !job.split().empty()) {
+    return Invalid(job.split().empty() ? "job.tta" : "job.split",
+                   "belongs to kind predict (gradcam uses the validation "
+                   "split without test-time augmentation)");
+  }
+  return absl::OkStatus();
+}
+
 absl::Status ValidateRunConfig(const v1::RunConfig& config) {
   RETURN_IF_ERROR(CheckFinite(config, ""));
+  if (config.has_job()) return ValidateJob(config);
   RETURN_IF_ERROR(ValidateData(config.data()));
   RETURN_IF_ERROR(ValidateCrop(config.crop()));
   RETURN_IF_ERROR(ValidateAugment(config.augment()));
@@ -938,17 +1034,7 @@ absl::Status ValidateRunConfig(const v1::RunConfig& config) {
     return Invalid("train.checkpoint_every_epochs", "must be >= 1, got 0");
   }
 
-  const v1::TtaConfig& tta = config.tta();
-  for (int i = 0; i < tta.transforms_size(); ++i) {
-    RETURN_IF_ERROR(CheckChoice(absl::StrCat("tta.transforms[", i, "]"),
-                                tta.transforms(i),
-                                {"hflip", "multicrop", "scale"}));
-  }
-  for (int i = 0; i < tta.scales_size(); ++i) {
-    RETURN_IF_ERROR(
-        CheckPositive(absl::StrCat("tta.scales[", i, "]"), tta.scales(i)));
-  }
-  return absl::OkStatus();
+  return ValidateTta(config.tta(), "tta");
 }
 
 absl::StatusOr<v1::RunConfig> LoadRunConfigYaml(absl::string_view yaml_text,

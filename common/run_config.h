@@ -6,6 +6,7 @@
 #ifndef SWEEPQ_COMMON_RUN_CONFIG_H_
 #define SWEEPQ_COMMON_RUN_CONFIG_H_
 
+#include <cstdint>
 #include <optional>
 #include <string>
 
@@ -106,9 +107,20 @@ absl::Status RunConfigFromJson(absl::string_view json, v1::RunConfig* out,
 //     plateau_factor in (0, 1);
 //   - early_stopping.min_delta >= 0; train.checkpoint_every_epochs >= 1;
 //     tta.scales > 0.
+// A job (config.job set) is checked instead against its own rules: kind
+// predict | gradcam; data.dataset required and, besides job, only seed,
+// threads, interop_threads and name may be set; 1..kMaxJobSourceRuns
+// positive source run ids; split eval | val and tta for predict only;
+// gradcam: exactly one source, gradcam_class required, gradcam_images <=
+// kMaxGradCamImages. (That the sources exist, succeeded and share the data
+// set is the coordinator's check: it needs the store.)
 // Returns INVALID_ARGUMENT "<path>: <reason>" for the first violation, e.g.
 // `optimizer.name: "radamm" is not one of sgd, adam, adamw, radam`.
 absl::Status ValidateRunConfig(const v1::RunConfig& config);
+
+// Limits of a job (see ValidateRunConfig).
+inline constexpr int kMaxJobSourceRuns = 64;
+inline constexpr uint32_t kMaxGradCamImages = 64;
 
 // Parses a RunConfig YAML document, maps it and validates it. Returns
 // INVALID_ARGUMENT prefixed with `source`: YAML syntax errors give the line

@@ -99,6 +99,40 @@ absl::StatusOr<std::string> Coordinator::RotateToken(const std::string& team,
 
 // ---- People ----
 
+absl::Status Coordinator::CheckJobSources(
+    int64_t team_id, size_t index, const sweepq::v1::RunConfig& config) {
+  if (!config.has_job()) return absl::OkStatus();
+  const sweepq::v1::JobConfig& job = config.job();
+  const std::string& dataset = config.data().dataset();
+  for (int i = 0; i < job.source_runs_size(); ++i) {
+    const int64_t id = job.source_runs(i);
+    const std::string where = absl::StrCat(
+        "run ", index, ": job.source_runs[", i, "]: run ", id);
+    absl::StatusOr<sweepq::v1::Run> source = store_->GetRun(team_id, id);
+    if (absl::IsNotFound(source.status())) {
+      return absl::NotFoundError(
+          absl::StrCat(where, " not found (in this team)"));
+    }
+    RETURN_IF_ERROR(source.status());
+    if (source->config().has_job()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, " is itself a ", source->config().job().kind(),
+          " job; a job reads training runs' models"));
+    }
+    if (source->state() != sweepq::v1::RUN_STATE_SUCCEEDED) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          where, " is ", sweepq::v1::RunState_Name(source->state()),
+          "; a job needs a SUCCEEDED run (its best.ckpt)"));
+    }
+    if (source->dataset() != dataset) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          where, " was trained on data set \"", source->dataset(),
+          "\", not \"", dataset, "\" (data.dataset of the job)"));
+    }
+  }
+  return absl::OkStatus();
+}
+
 absl::StatusOr<sweepq::v1::SubmitSweepResponse> Coordinator::SubmitSweep(
     int64_t team_id, const sweepq::v1::SubmitSweepRequest& request) {
   RETURN_IF_ERROR(CheckLength("spec_yaml", request.spec_yaml(), kMaxSpecBytes));
@@ -121,6 +155,9 @@ absl::StatusOr<sweepq::v1::SubmitSweepResponse> Coordinator::SubmitSweep(
   sweep.max_attempts = expanded.max_attempts;
   sweep.idempotency_key = request.idempotency_key();
   sweep.runs.reserve(expanded.runs.size());
+  for (size_t i = 0; i < expanded.runs.size(); ++i) {
+    RETURN_IF_ERROR(CheckJobSources(team_id, i, expanded.runs[i].config));
+  }
   for (ExpandedRun& run : expanded.runs) {
     store::NewRun r;
     r.dataset = run.config.data().dataset();
@@ -505,7 +542,8 @@ absl::StatusOr<std::pair<sweepq::v1::Artifact,
                          std::unique_ptr<ArtifactStore::Reader>>>
 Coordinator::OpenArtifactForLease(int64_t team_id, const std::string& worker_id,
                                   const sweepq::v1::LeaseRef& lease,
-                                  const std::string& name, uint32_t attempt) {
+                                  const std::string& name, uint32_t attempt,
+                                  int64_t source_run_id) {
   RETURN_IF_ERROR(CheckLease(lease));
   ASSIGN_OR_RETURN(sweepq::v1::Run run, store_->GetRun(team_id, lease.run_id()));
   // The attempt number changes with every lease, so (run, attempt, state,
@@ -517,7 +555,18 @@ Coordinator::OpenArtifactForLease(int64_t team_id, const std::string& worker_id,
         "lease of run ", lease.run_id(), " attempt ", lease.attempt(),
         " is not current or not held by worker \"", worker_id, "\""));
   }
-  return OpenArtifact(team_id, lease.run_id(), name, attempt);
+  if (source_run_id == 0 || source_run_id == lease.run_id()) {
+    return OpenArtifact(team_id, lease.run_id(), name, attempt);
+  }
+  const auto& sources = run.config().job().source_runs();
+  if (std::find(sources.begin(), sources.end(), source_run_id) ==
+      sources.end()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "run ", source_run_id, " is not a source run of the job ",
+        lease.run_id(), "; a lease may fetch only its own run's artifacts "
+        "and its job's sources'"));
+  }
+  return OpenArtifact(team_id, source_run_id, name, attempt);
 }
 
 absl::StatusOr<sweepq::v1::Artifact> Coordinator::AddArtifact(

@@ -162,14 +162,17 @@ class Coordinator {
       const sweepq::v1::Artifact& stored);
 
   // Opens an artifact of the run `lease` names (newest attempt when
-  // `attempt` is 0) for the worker holding that lease: FAILED_PRECONDITION
-  // unless the lease is current and held by `worker_id`, NOT_FOUND for an
-  // unknown artifact.
+  // `attempt` is 0) for the worker holding that lease, or, when
+  // `source_run_id` is neither 0 nor the leased run, of that source run of
+  // the leased job (RunConfig.job.source_runs): FAILED_PRECONDITION unless
+  // the lease is current and held by `worker_id` and the run is one of the
+  // job's sources, NOT_FOUND for an unknown artifact.
   absl::StatusOr<std::pair<sweepq::v1::Artifact,
                            std::unique_ptr<ArtifactStore::Reader>>>
   OpenArtifactForLease(int64_t team_id, const std::string& worker_id,
                        const sweepq::v1::LeaseRef& lease,
-                       const std::string& name, uint32_t attempt);
+                       const std::string& name, uint32_t attempt,
+                       int64_t source_run_id = 0);
 
   // Checks that an upload may start: the lease is current and the name ok.
   absl::Status CheckUploadAllowed(int64_t team_id,
@@ -186,6 +189,13 @@ class Coordinator {
   void Shutdown();
 
  private:
+  // For a job (config.job set), checks that every source run exists in the
+  // team, is a SUCCEEDED training run and was trained on the job's data
+  // set: NOT_FOUND / FAILED_PRECONDITION / INVALID_ARGUMENT naming the
+  // expanded run `index` and the source. OK for a training run.
+  absl::Status CheckJobSources(int64_t team_id, size_t index,
+                               const sweepq::v1::RunConfig& config);
+
   // Bumps the generation the lease / watch waiters sleep on.
   void NotifyQueueChanged();
   void NotifyEventsAppended();

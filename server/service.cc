@@ -294,7 +294,8 @@ grpc::Status WorkerServiceImpl::FetchArtifact(
   return Serve(Authorize(ctx), [&](const store::TeamPrincipal& p) {
     ASSIGN_OR_RETURN(auto opened, coordinator_->OpenArtifactForLease(
                                       p.team_id, req->worker_id(), req->lease(),
-                                      req->name(), req->attempt()));
+                                      req->name(), req->attempt(),
+                                      req->run_id()));
     return StreamArtifact(std::move(opened), writer);
   });
 }

@@ -6,6 +6,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/strings/match.h"
 #include "gmock/gmock.h"
 #include "google/protobuf/text_format.h"
 #include "google/protobuf/util/json_util.h"
@@ -544,6 +545,105 @@ INSTANTIATE_TEST_SUITE_P(AllRules, ValidateRuleTest,
                          [](const ::testing::TestParamInfo<RuleCase>& info) {
                            return info.param.name;
                          });
+
+// ---- Jobs (RunConfig.job) ----
+
+v1::RunConfig MinimalJob(const std::string& kind) {
+  v1::RunConfig config;
+  config.mutable_data()->set_dataset("mask");
+  config.mutable_job()->set_kind(kind);
+  config.mutable_job()->add_source_runs(7);
+  if (kind == "gradcam") config.mutable_job()->set_gradcam_class(4);
+  return config;
+}
+
+class ValidateJobRuleTest : public ::testing::TestWithParam<RuleCase> {};
+
+TEST_P(ValidateJobRuleTest, ViolationIsRejectedWithPathAndReason) {
+  const bool gradcam = absl::StartsWith(GetParam().name, "Gradcam");
+  v1::RunConfig config = MinimalJob(gradcam ? "gradcam" : "predict");
+  GetParam().mutate(&config);
+  absl::Status status = ValidateRunConfig(config);
+  EXPECT_EQ(status.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(status.message(), GetParam().message);
+}
+
+std::vector<RuleCase> JobRuleCases() {
+  using C = v1::RunConfig;
+  return {
+      {"Kind", [](C* c) { c->mutable_job()->set_kind("train"); },
+       "job.kind: \"train\" is not one of predict, gradcam"},
+      {"DatasetRequired", [](C* c) { c->mutable_data()->clear_dataset(); },
+       "data.dataset: required (the data set the job reads)"},
+      {"ModelNotAllowed",
+       [](C* c) { c->mutable_model()->set_name("resnet18"); },
+       "model: not allowed in a job: a job uses its source runs' settings "
+       "(only data.dataset, seed, threads, interop_threads and name go with "
+       "job)"},
+      {"DataFieldNotAllowed",
+       [](C* c) { c->mutable_data()->set_split("full"); },
+       "data.split: not allowed in a job: a job uses its source runs' "
+       "settings (only data.dataset, seed, threads, interop_threads and name "
+       "go with job)"},
+      {"SourcesRequired",
+       [](C* c) { c->mutable_job()->clear_source_runs(); },
+       "job.source_runs: required (at least one run id)"},
+      {"SourceId", [](C* c) { c->mutable_job()->add_source_runs(-3); },
+       "job.source_runs[1]: must be a run id (> 0), got -3"},
+      {"TooManySources",
+       [](C* c) {
+         for (int i = 0; i < 64; ++i) c->mutable_job()->add_source_runs(i + 8);
+       },
+       "job.source_runs: at most 64 runs in an ensemble, got 65"},
+      {"Split", [](C* c) { c->mutable_job()->set_split("test"); },
+       "job.split: \"test\" is not one of eval, val"},
+      {"JobTta",
+       [](C* c) { c->mutable_job()->mutable_tta()->add_transforms("rot"); },
+       "job.tta.transforms[0]: \"rot\" is not one of hflip, multicrop, "
+       "scale"},
+      {"GradcamFieldsOnPredict",
+       [](C* c) {
+         c->mutable_job()->set_kind("predict");
+         c->mutable_job()->clear_gradcam_class();
+         c->mutable_job()->set_gradcam_images(3);
+       },
+       "job.gradcam_class: gradcam_* settings belong to kind gradcam"},
+      {"GradcamOneSource",
+       [](C* c) { c->mutable_job()->add_source_runs(8); },
+       "job.source_runs: gradcam takes exactly one run, got 2"},
+      {"GradcamClassRequired",
+       [](C* c) { c->mutable_job()->clear_gradcam_class(); },
+       "job.gradcam_class: required for kind gradcam"},
+      {"GradcamImages",
+       [](C* c) { c->mutable_job()->set_gradcam_images(65); },
+       "job.gradcam_images: at most 64, got 65"},
+      {"GradcamTta",
+       [](C* c) { c->mutable_job()->mutable_tta()->add_transforms("hflip"); },
+       "job.tta: belongs to kind predict (gradcam uses the validation split "
+       "without test-time augmentation)"},
+  };
+}
+
+INSTANTIATE_TEST_SUITE_P(AllRules, ValidateJobRuleTest,
+                         ::testing::ValuesIn(JobRuleCases()),
+                         [](const ::testing::TestParamInfo<RuleCase>& info) {
+                           return info.param.name;
+                         });
+
+TEST(ValidateRunConfigTest, MinimalJobsAreValidWithRunLevelSettings) {
+  for (const char* kind : {"predict", "gradcam"}) {
+    v1::RunConfig config = MinimalJob(kind);
+    config.set_seed(3);
+    config.set_threads(2);
+    config.set_name("submission");
+    EXPECT_TRUE(ValidateRunConfig(config).ok()) << kind;
+  }
+  v1::RunConfig ensemble = MinimalJob("predict");
+  ensemble.mutable_job()->add_source_runs(8);
+  ensemble.mutable_job()->set_split("val");
+  ensemble.mutable_job()->mutable_tta()->add_transforms("hflip");
+  EXPECT_TRUE(ValidateRunConfig(ensemble).ok());
+}
 
 TEST(ValidateRunConfigTest, MinimalConfigIsValid) {
   EXPECT_TRUE(ValidateRunConfig(MinimalConfig()).ok());

@@ -9,6 +9,7 @@
 #include <thread>
 #include <vector>
 
+#include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/crypto.h"
 #include "gmock/gmock.h"
@@ -594,6 +595,80 @@ TEST_F(ServiceTest, WorkerFetchesTheResumeCheckpointOnlyUnderItsCurrentLease) {
                   "last.ckpt", 0, &got, nullptr)
                 .error_code(),
             grpc::StatusCode::FAILED_PRECONDITION);
+}
+
+// A job (RunConfig.job) names finished runs of the team; its lease may
+// fetch exactly those runs' artifacts.
+TEST_F(ServiceTest, JobsNeedSucceededSourcesAndFetchOnlyTheirModels) {
+  Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  auto a = Lease(alpha_, "gpu1");
+  const std::string model = "weights of run a";
+  ASSERT_TRUE(
+      Upload(alpha_, a.lease(), "best.ckpt", model, Sha256Hex(model)).ok());
+  ASSERT_TRUE(Finish(alpha_, "gpu1", a.lease(), v1::OUTCOME_SUCCEEDED).ok());
+  auto b = Lease(alpha_, "gpu1");  // stays leased
+
+  auto job = [](int64_t source, const std::string& dataset) {
+    return absl::StrCat("method: grid\nconfig:\n  data: {dataset: ", dataset,
+                        "}\n  job: {kind: predict, source_runs: [", source,
+                        "]}\n");
+  };
+  auto submit = [&](const Team& team, const std::string& yaml) {
+    v1::SubmitSweepRequest req;
+    req.set_spec_yaml(yaml);
+    v1::SubmitSweepResponse resp;
+    grpc::Status s = team_->SubmitSweep(Ctx(team.member).get(), req, &resp);
+    return std::make_pair(s, resp);
+  };
+  const int64_t run_a = a.run().run_id(), run_b = b.run().run_id();
+  auto leased = submit(alpha_, job(run_b, "mask")).first;
+  EXPECT_EQ(leased.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(leased.error_message(),
+              HasSubstr(absl::StrCat("run ", run_b, " is RUN_STATE_LEASED")));
+  EXPECT_EQ(submit(alpha_, job(run_a + 1000, "mask")).first.error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  // Another team's run does not exist for beta.
+  EXPECT_EQ(submit(beta_, job(run_a, "mask")).first.error_code(),
+            grpc::StatusCode::NOT_FOUND);
+  auto other_data = submit(alpha_, job(run_a, "faces")).first;
+  EXPECT_EQ(other_data.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(other_data.error_message(), HasSubstr("data set \"mask\""));
+  auto [ok, queued] = submit(alpha_, job(run_a, "mask"));
+  ASSERT_TRUE(ok.ok()) << ok.error_message();
+  ASSERT_EQ(queued.run_ids_size(), 1);
+
+  auto lease = Lease(alpha_, "gpu1");
+  ASSERT_TRUE(lease.granted());
+  ASSERT_EQ(lease.run().run_id(), queued.run_ids(0));
+  ASSERT_TRUE(lease.run().config().has_job());
+  auto fetch = [&](int64_t run_id, const std::string& name, std::string* got) {
+    v1::FetchArtifactRequest req;
+    req.set_worker_id("gpu1");
+    *req.mutable_lease() = lease.lease();
+    req.set_name(name);
+    req.set_run_id(run_id);
+    auto ctx = Ctx(alpha_.worker);
+    auto reader = workers_->FetchArtifact(ctx.get(), req);
+    v1::ArtifactChunk chunk;
+    got->clear();
+    while (reader->Read(&chunk)) *got += chunk.data();
+    return reader->Finish();
+  };
+  std::string got;
+  ASSERT_TRUE(fetch(run_a, "best.ckpt", &got).ok());
+  EXPECT_EQ(got, model);
+  grpc::Status foreign = fetch(run_b, "best.ckpt", &got);
+  EXPECT_EQ(foreign.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(foreign.error_message(), HasSubstr("not a source run"));
+  EXPECT_EQ(fetch(0, "best.ckpt", &got).error_code(),
+            grpc::StatusCode::NOT_FOUND);  // the job's own: none yet
+  ASSERT_TRUE(
+      Finish(alpha_, "gpu1", lease.lease(), v1::OUTCOME_SUCCEEDED).ok());
+  // A job over a job is refused.
+  auto nested = submit(alpha_, job(queued.run_ids(0), "mask")).first;
+  EXPECT_EQ(nested.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(nested.error_message(), HasSubstr("is itself a predict job"));
 }
 
 TEST_F(ServiceTest, DrainedWorkerGetsDrainAndNoRun) {

@@ -559,8 +559,8 @@ void Attempt::SendLoop() {
 
 // ---- Start, supervise, finish ----
 
-absl::Status Attempt::FetchResumeCheckpoint(const std::string& dest) {
-  const v1::Artifact& from = lease_.resume_from();
+absl::Status Attempt::FetchWithRetries(const v1::Artifact& from,
+                                       const std::string& dest) {
   Backoff backoff(absl::Milliseconds(200), env_.options->max_backoff);
   int corrupt = 0;
   while (true) {
@@ -613,7 +613,7 @@ absl::Status Attempt::Prepare(std::vector<std::string>* argv,
   resume->clear();
   if (lease_.has_resume_from() && !lease_.resume_from().sha256().empty()) {
     const std::string dest = attempt_dir_ + "/resume.ckpt";
-    absl::Status fetched = FetchResumeCheckpoint(dest);
+    absl::Status fetched = FetchWithRetries(lease_.resume_from(), dest);
     if (fetched.ok()) {
       *resume = dest;
       LOG(INFO) << tag_ << ": resuming from " << lease_.resume_from().name()
@@ -672,6 +672,38 @@ absl::Status Attempt::Prepare(std::vector<std::string>* argv,
     argv->push_back("--threads");
     argv->push_back(std::to_string(threads));
   }
+  if (run.config().has_job()) return FetchJobSources(argv);
+  return absl::OkStatus();
+}
+
+absl::Status Attempt::FetchJobSources(std::vector<std::string>* argv) {
+  const std::string dir = attempt_dir_ + "/sources";
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) {
+    return absl::InternalError(
+        absl::StrCat("cannot create ", dir, ": ", ec.message()));
+  }
+  std::vector<std::string> paths;
+  for (int64_t source : lease_.run().config().job().source_runs()) {
+    v1::Artifact best;
+    best.set_run_id(source);
+    best.set_name("best.ckpt");
+    const std::string dest = absl::StrCat(dir, "/run", source, ".ckpt");
+    absl::Status fetched = FetchWithRetries(best, dest);
+    if (absl::IsNotFound(fetched)) {
+      permanent_prepare_error_ = true;
+      return absl::NotFoundError(absl::StrCat(
+          "source run ", source, " has no best.ckpt (", fetched.message(),
+          ")"));
+    }
+    RETURN_IF_ERROR(fetched);
+    paths.push_back(dest);
+  }
+  LOG(INFO) << tag_ << ": fetched the best.ckpt of " << paths.size()
+            << " source run(s) (SHA-256 verified)";
+  argv->push_back("--models");
+  argv->push_back(absl::StrJoin(paths, ","));
   return absl::OkStatus();
 }
 
@@ -916,7 +948,7 @@ AttemptResult Attempt::Run() {
     if (result.end != AttemptResult::End::kLost &&
         result.outcome == v1::OUTCOME_UNSPECIFIED) {
       result.outcome = v1::OUTCOME_FAILED;
-      result.retryable = true;
+      result.retryable = !permanent_prepare_error_;
       result.reason = absl::StrCat("cannot start the run: ", prepared.message());
       LOG(ERROR) << tag_ << ": " << result.reason;
     }

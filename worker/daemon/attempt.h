@@ -121,7 +121,17 @@ class Attempt {
   // True when the child ended with status 2 or 3 before its `start` event
   // and nobody asked it to stop: it refused its command line or checkpoint.
   bool RefusedToStart(const ExitStatus& status) const;
-  absl::Status FetchResumeCheckpoint(const std::string& dest);
+  // Downloads `from` (of the leased run, or of one of the leased job's
+  // source runs when from.run_id() names one) to `dest`, retrying
+  // transient failures and corrupt transfers (twice) with backoff; marks
+  // the lease lost on FAILED_PRECONDITION.
+  absl::Status FetchWithRetries(const sweepq::v1::Artifact& from,
+                                const std::string& dest);
+
+  // For a job (run config has `job`): downloads each source run's
+  // best.ckpt into <attempt>/sources/ and appends `--models A,B,...` to
+  // argv. A source without best.ckpt (NOT_FOUND) fails the job for good.
+  absl::Status FetchJobSources(std::vector<std::string>* argv);
   void Supervise();
   AttemptResult Decide();
   void UploadFinalArtifacts();
@@ -151,6 +161,9 @@ class Attempt {
   const std::string out_dir_;
   const std::string stderr_path_;
   std::unique_ptr<EventSpool> spool_;
+  // Set by Prepare when its failure cannot be cured by a retry (a job's
+  // source run without a model). Written and read on the attempt's thread.
+  bool permanent_prepare_error_ = false;
 
   mutable absl::Mutex mu_;
   Stop stop_ ABSL_GUARDED_BY(mu_) = Stop::kNone;

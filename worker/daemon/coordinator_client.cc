@@ -252,6 +252,7 @@ absl::Status CoordinatorClient::FetchArtifact(
   *request.mutable_lease() = lease;
   request.set_name(artifact.name());
   request.set_attempt(artifact.attempt());
+  request.set_run_id(artifact.run_id());  // 0 or a job's source run
   // Unknown size: allow for a large checkpoint.
   auto ctx = NewContext(TransferTimeout(
       options_.rpc_timeout,

@@ -90,7 +90,8 @@ class CoordinatorClient {
       const sweepq::v1::LeaseRef& lease, const std::string& name,
       const std::string& path);
 
-  // Downloads `artifact` (name, attempt; 0 = newest) of the leased run into
+  // Downloads `artifact` (name, attempt; 0 = newest) of the leased run (or
+  // of artifact.run_id() when that is one of the leased job's sources) into
   // `dest_path` (through a temporary file renamed at the end) and checks
   // its size and SHA-256 against `artifact`, or against the header the
   // coordinator sends when `artifact` has no sha256. DATA_LOSS on a

@@ -113,8 +113,10 @@ ChildEvent ParseChildLine(absl::string_view line, int64_t now_ms) {
         line.size(), "}"));
   }
 
-  if (kind == "epoch") {
-    const std::optional<double> epoch = NumberField(json, "epoch");
+  if (kind == "epoch" || kind == "metrics") {
+    // A job's `metrics` event has `step` where an epoch has `epoch`.
+    const std::optional<double> epoch =
+        NumberField(json, kind == "epoch" ? "epoch" : "step");
     const Value* metrics = Field(json, "metrics");
     if (epoch.has_value() && metrics != nullptr &&
         metrics->kind_case() == Value::kStructValue) {

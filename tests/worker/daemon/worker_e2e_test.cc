@@ -130,6 +130,45 @@ TEST_F(WorkerE2eTest, GpuSlotGetsItsDeviceAndFinishedRunsLeaveNoWorkDir) {
   EXPECT_THAT((*workers)[0].version(), HasSubstr("sweepq-worker"));
 }
 
+// A job over two finished runs: the daemon fetches each source's best.ckpt
+// (the coordinator lets the job's lease read exactly those) and passes them
+// in order; the job's `metrics` event becomes points; its files upload.
+TEST_F(WorkerE2eTest, JobFetchesItsSourcesBestModelsAndUploadsItsFiles) {
+  StartServer({"--lease-ttl-ms=5000"});
+  auto sweep = team_->Submit(SweepYaml(3, {"0.001", "0.002"}));
+  ASSERT_TRUE(sweep.ok()) << sweep.status();
+  auto worker = StartWorker("w1", {"--keep-work-dirs"});
+  for (int64_t id : sweep->run_ids()) {
+    AwaitState(id, v1::RUN_STATE_SUCCEEDED, absl::Seconds(60), worker.get());
+  }
+  const int64_t a = sweep->run_ids(0), b = sweep->run_ids(1);
+  auto job = team_->Submit(absl::StrCat(
+      "method: grid\nmetric: {name: val_f1, goal: maximize}\nconfig:\n"
+      "  data: {dataset: mask}\n  job: {kind: predict, source_runs: [", b,
+      ", ", a, "]}\n"));
+  ASSERT_TRUE(job.ok()) << job.status();
+  const int64_t id = job->run_ids(0);
+  AwaitState(id, v1::RUN_STATE_SUCCEEDED, absl::Seconds(60), worker.get());
+
+  auto first_line = [](const std::string& data) {
+    return data.substr(0, data.find('\n'));
+  };
+  auto best_b = team_->Download(b, "best.ckpt");
+  auto best_a = team_->Download(a, "best.ckpt");
+  ASSERT_TRUE(best_a.ok() && best_b.ok());
+  auto submission = team_->Download(id, "submission.csv");
+  ASSERT_TRUE(submission.ok()) << submission.status();
+  EXPECT_EQ(*submission, absl::StrCat("source,first_line\n", b, ",",
+                                      first_line(*best_b), "\n", a, ",",
+                                      first_line(*best_a), "\n"));
+  auto counts = PointCounts(History(id));
+  EXPECT_EQ((counts[{1, "pred_f1", 1}]), 1);
+  // The job has no val_f1: it never ranks on the board.
+  auto board = team_->Board(job->sweep_id());
+  ASSERT_TRUE(board.ok());
+  EXPECT_TRUE(board->empty());
+}
+
 TEST_F(WorkerE2eTest, KilledChildIsRetriedAndResumesFromItsUploadedCheckpoint) {
   StartServer({"--lease-ttl-ms=5000"});
   auto sweep = team_->Submit(SweepYaml(6, {"0.001"}));
