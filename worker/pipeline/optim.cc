@@ -12,6 +12,7 @@
 #include "absl/strings/string_view.h"
 #include "torch/nn/utils/clip_grad.h"
 #include "torch/optim/serialize.h"
+#include "torch/version.h"
 
 namespace sweepq::worker {
 namespace {
@@ -19,10 +20,18 @@ namespace {
 constexpr double kPi = 3.14159265358979323846;
 
 // The keys of an optimizer's state map: the parameter's TensorImpl address,
-// as LibTorch's own optimizers (and torch::optim::serialize) use.
+// as LibTorch's own optimizers (and torch::optim::serialize) use. LibTorch
+// 1.x keys by the address's text, 2.x by the address itself
+// (scripts/check-libtorch2.sh compiles this against 2.x headers).
+#if TORCH_VERSION_MAJOR >= 2
+void* StateKey(const torch::Tensor& param) {
+  return param.unsafeGetTensorImpl();
+}
+#else
 std::string StateKey(const torch::Tensor& param) {
   return c10::guts::to_string(param.unsafeGetTensorImpl());
 }
+#endif
 
 }  // namespace
 
