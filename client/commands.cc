@@ -78,9 +78,6 @@ void AddCommonFlags(ArgParser* parser, CommonOptions* options) {
                   "never colour the output (also: NO_COLOR=1)");
 }
 
-namespace {
-
-// Parses `args`; on --help prints the help and sets *help.
 absl::Status ParseOrHelp(ArgParser& parser,
                          const std::vector<std::string>& args,
                          std::vector<std::string>* positionals, size_t min,
@@ -106,6 +103,8 @@ absl::StatusOr<int64_t> ParseId(const ArgParser& parser, absl::string_view what,
 void PrintJson(Session& session, const JsonValue& value) {
   session.out() << value.Dump(2) << "\n";
 }
+
+namespace {
 
 void PrintTable(Session& session, const Table& table, OutputFormat format) {
   if (format == OutputFormat::kCsv) {
@@ -692,10 +691,10 @@ absl::Status RunWorkers(const std::vector<std::string>& args,
   return absl::OkStatus();
 }
 
+}  // namespace
+
 // ---- artifacts ----
 
-// The file a download goes to: `output` (a directory gets the artifact's
-// base name appended) or the artifact's base name in the current directory.
 std::string DownloadPath(const std::string& output, const std::string& name) {
   std::string base = name.substr(name.rfind('/') + 1);
   if (base.empty() || base == "." || base == "..") base = "artifact";
@@ -707,9 +706,9 @@ std::string DownloadPath(const std::string& output, const std::string& name) {
   return output;
 }
 
-absl::Status Download(Session& session, Connection* connection, int64_t run_id,
-                      const std::string& name, uint32_t attempt,
-                      const std::string& path, bool force, double timeout_s) {
+absl::StatusOr<v1::Artifact> DownloadArtifactTo(
+    Connection* connection, int64_t run_id, const std::string& name,
+    uint32_t attempt, const std::string& path, bool force, double timeout_s) {
   struct stat st;
   if (!force && stat(path.c_str(), &st) == 0) {
     return WithExitCode(
@@ -810,12 +809,23 @@ absl::Status Download(Session& session, Connection* connection, int64_t run_id,
   }
   keep = true;
   cleanup();
+  return header;
+}
+
+absl::Status Download(Session& session, Connection* connection, int64_t run_id,
+                      const std::string& name, uint32_t attempt,
+                      const std::string& path, bool force, double timeout_s) {
+  ASSIGN_OR_RETURN(v1::Artifact header,
+                   DownloadArtifactTo(connection, run_id, name, attempt, path,
+                                      force, timeout_s));
   session.out() << "saved " << name << " of run " << run_id << " (attempt "
                 << header.attempt() << ", " << FormatBytes(header.size())
                 << ", sha256 " << header.sha256().substr(0, 12)
                 << "\u2026 verified) to " << path << "\n";
   return absl::OkStatus();
 }
+
+namespace {
 
 absl::Status RunArtifacts(const std::vector<std::string>& args,
                           CliContext& context) {
@@ -934,6 +944,10 @@ constexpr CommandEntry kCommands[] = {
     {"workers", "list workers; drain or clear one", RunWorkers},
     {"artifacts", "list or download a run's artifacts", RunArtifacts},
     {"plot", "draw learning curves or a confusion matrix as a PNG", RunPlot},
+    {"predict", "queue a prediction job (one run or an ensemble)", RunPredict},
+    {"submission", "download a prediction job's submission.csv", RunSubmission},
+    {"promote", "retrain a run's config on all data (--full)", RunPromote},
+    {"gradcam", "Grad-CAM heat maps of a run's model as a PNG", RunGradCam},
     {"example-sweep", "print a commented example sweep", RunExampleSweep},
 };
 

@@ -20,6 +20,7 @@
 #include "client/args.h"
 #include "client/config.h"
 #include "client/connection.h"
+#include "client/json.h"
 #include "client/table.h"
 #include "client/views.h"
 
@@ -55,7 +56,7 @@ int RunCli(const std::vector<std::string>& args, CliContext& context);
 void FillContextDefaults(CliContext& context);
 
 // ---- Shared by the command implementations (commands.cc, submit.cc,
-// watch.cc) ----
+// watch.cc, jobs.cc) ----
 
 // Options every command accepts.
 struct CommonOptions {
@@ -99,6 +100,43 @@ class Session {
   std::unique_ptr<Connection> connection_;
 };
 
+// Parses `args` into `positionals` (between `min` and `max` of them); on
+// --help prints the help to context.out and sets *help. Usage errors as
+// ArgParser::Parse.
+absl::Status ParseOrHelp(ArgParser& parser,
+                         const std::vector<std::string>& args,
+                         std::vector<std::string>* positionals, size_t min,
+                         size_t max, CliContext& context, bool* help);
+
+// Parses a positive id; otherwise a usage error "WHAT must be a WHAT id (a
+// positive number, as listed by LISTER), got 'TEXT'".
+absl::StatusOr<int64_t> ParseId(const ArgParser& parser, absl::string_view what,
+                                absl::string_view text,
+                                absl::string_view lister);
+
+// Writes `value` to session.out() as indented JSON and a newline.
+void PrintJson(Session& session, const JsonValue& value);
+
+// The file a download goes to: `output` (a directory gets the artifact's
+// base name appended) or the artifact's base name in the current directory.
+std::string DownloadPath(const std::string& output, const std::string& name);
+
+// Downloads artifact `name` of `run_id` (newest attempt when `attempt` is
+// 0) into `path` through a temporary file that is checked against the size
+// and SHA-256 the coordinator recorded before it is renamed into place.
+// Returns the artifact's header. Fails (exit 1) without calling the
+// coordinator when `path` exists and `force` is false; NOT_FOUND for an
+// unknown run or artifact, DATA_LOSS for a corrupt download.
+absl::StatusOr<sweepq::v1::Artifact> DownloadArtifactTo(
+    Connection* connection, int64_t run_id, const std::string& name,
+    uint32_t attempt, const std::string& path, bool force, double timeout_s);
+
+// DownloadArtifactTo, then "saved NAME of run N (attempt, size, sha256
+// verified) to PATH" on session.out().
+absl::Status Download(Session& session, Connection* connection, int64_t run_id,
+                      const std::string& name, uint32_t attempt,
+                      const std::string& path, bool force, double timeout_s);
+
 // `sweepq submit`.
 absl::Status RunSubmit(const std::vector<std::string>& args,
                        CliContext& context);
@@ -108,6 +146,16 @@ absl::Status RunWatch(const std::vector<std::string>& args,
 // `sweepq plot` (client/plot.cc).
 absl::Status RunPlot(const std::vector<std::string>& args,
                      CliContext& context);
+// `sweepq predict`, `submission`, `promote` and `gradcam`: jobs over
+// finished runs (client/jobs.cc).
+absl::Status RunPredict(const std::vector<std::string>& args,
+                        CliContext& context);
+absl::Status RunSubmission(const std::vector<std::string>& args,
+                           CliContext& context);
+absl::Status RunPromote(const std::vector<std::string>& args,
+                        CliContext& context);
+absl::Status RunGradCam(const std::vector<std::string>& args,
+                        CliContext& context);
 
 }  // namespace sweepq::client
 

@@ -24,6 +24,7 @@
 #include "client/errors.h"
 #include "client/format.h"
 #include "client/json.h"
+#include "common/mask_classes.h"
 #include "common/plot/png.h"
 #include "common/status_macros.h"
 #include "grpcpp/grpcpp.h"
@@ -331,27 +332,7 @@ absl::StatusOr<EpochConfusion> SelectConfusion(const RunHistory& history,
 }
 
 std::vector<std::string> MaskTaskClassNames(const std::vector<int>& bounds) {
-  std::vector<std::string> bands;
-  for (size_t b = 0; b <= bounds.size(); ++b) {
-    if (bounds.empty()) {
-      bands.push_back("any");
-    } else if (b == 0) {
-      bands.push_back(absl::StrCat("<", bounds[0]));
-    } else if (b == bounds.size()) {
-      bands.push_back(absl::StrCat(">=", bounds[b - 1]));
-    } else {
-      bands.push_back(absl::StrCat(bounds[b - 1], "-", bounds[b] - 1));
-    }
-  }
-  std::vector<std::string> names;
-  for (const char* mask : {"wear", "incorrect", "normal"}) {
-    for (const char* gender : {"male", "female"}) {
-      for (const std::string& band : bands) {
-        names.push_back(absl::StrCat(mask, "/", gender, "/", band));
-      }
-    }
-  }
-  return names;
+  return ::sweepq::MaskTaskClassNames(bounds);
 }
 
 std::vector<std::string> ClassNames(const RunHistory& history, size_t n) {

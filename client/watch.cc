@@ -112,6 +112,55 @@ void RunWatchPrinter::AddEvent(const v1::RunEvent& event) {
     if (state == "succeeded") style = Style::kGreen;
     if (state == "failed") style = Style::kRed;
     line = Stylize(line, style, options_.color);
+  } else if (event.kind() == "progress" && !field("done").empty() &&
+             !field("total").empty()) {
+    line = absl::StrCat("progress ", field("done"), "/", field("total"));
+  } else if (event.kind() == "step" || event.kind() == "epoch" ||
+             event.kind() == "metrics" || event.kind() == "checkpoint") {
+    // sweepq-train's numbers arrive as metric points too: they are the
+    // epoch rows. Checkpoints are bookkeeping.
+    return;
+  } else if (event.kind() == "start") {
+    const std::string kind = field("kind");
+    line = absl::StrCat("-- started",
+                        kind.empty() ? "" : absl::StrCat(" ", kind, " job"));
+    std::vector<std::string> parts;
+    if (!field("model").empty()) parts.push_back(field("model"));
+    if (!field("device").empty()) parts.push_back(field("device"));
+    if (!field("threads").empty()) {
+      parts.push_back(absl::StrCat(field("threads"), " threads"));
+    }
+    const JsonValue* data = payload.ok() ? payload->Find("data") : nullptr;
+    const JsonValue* train = data != nullptr ? data->Find("train") : nullptr;
+    const JsonValue* val = data != nullptr ? data->Find("val") : nullptr;
+    if (train != nullptr && val != nullptr) {
+      parts.push_back(absl::StrCat(train->Dump(0), " train / ", val->Dump(0),
+                                   " val images"));
+    }
+    if (field("start_epoch") != "" && field("start_epoch") != "1") {
+      parts.push_back(absl::StrCat("resumed at epoch ", field("start_epoch")));
+    }
+    if (!parts.empty()) absl::StrAppend(&line, ": ", absl::StrJoin(parts, ", "));
+    line = Stylize(line, Style::kDim, options_.color);
+  } else if (event.kind() == "artifact") {
+    line = Stylize(absl::StrCat("   wrote ", field("name")), Style::kDim,
+                   options_.color);
+  } else if (event.kind() == "early_stop") {
+    line = absl::StrCat("-- early stop after epoch ", field("epoch"), ": best ",
+                        field("metric"), " ", field("best_value"),
+                        " at epoch ", field("best_epoch"));
+  } else if (event.kind() == "summary" && !field("best_epoch").empty()) {
+    line = absl::StrCat("-- done: best ", field("metric"), " ",
+                        field("best_value"), " at epoch ", field("best_epoch"),
+                        " of ", field("epochs"));
+  } else if (event.kind() == "bad_samples") {
+    line = absl::StrCat("bad images: ", field("count"), " (", field("total"),
+                        " in all), skipped");
+  } else if (event.kind() == "error") {
+    line = Stylize(
+        absl::StrCat("error: ", field("message"),
+                     field("retryable") == "true" ? " (retryable)" : ""),
+        Style::kRed, options_.color);
   } else {
     std::string message = field("message");
     line = absl::StrCat(event.kind(), ": ",
@@ -177,6 +226,11 @@ void RunWatchPrinter::PrintEpoch(const Key& key,
   }
   for (const auto& [name, value] : values) {
     if (shown.count(name) == 0) add(name, value);
+  }
+  if (options_.job) {
+    PrintLine(absl::StrCat(late ? "result (late)" : "result", "  ",
+                           absl::StrJoin(parts, "  ")));
+    return;
   }
   std::string epoch = absl::StrCat(step);
   if (options_.epochs > 0) {
@@ -346,8 +400,10 @@ std::string OutcomeSummary(const v1::Run& run, int64_t now_ms) {
   return summary;
 }
 
-absl::Status WatchRun(Session& session, int64_t run_id,
-                      absl::Duration give_up_after) {
+}  // namespace
+
+absl::Status FollowRun(Session& session, int64_t run_id, std::ostream& out,
+                       bool color, bool live, absl::Duration give_up_after) {
   ASSIGN_OR_RETURN(Connection * connection, session.connection());
   v1::GetRunRequest get;
   get.set_run_id(run_id);
@@ -358,15 +414,18 @@ absl::Status WatchRun(Session& session, int64_t run_id,
   options.epochs = run.config().train().epochs();
   options.metric = run.metric().empty() ? "val_f1" : run.metric();
   options.minimize = run.goal() == v1::GOAL_MINIMIZE;
-  options.color = session.color();
-  options.live = session.context().stdout_is_tty;
-  RunWatchPrinter printer(session.out(), options);
-  session.out() << "watching run " << run_id << " (sweep " << run.sweep_id()
-                << ", " << StateName(run.state()) << ")"
-                << (options.epochs > 0
-                        ? absl::StrCat(", ", options.epochs, " epochs")
-                        : "")
-                << "\n";
+  options.color = color;
+  options.live = live;
+  options.job = run.config().has_job();
+  RunWatchPrinter printer(out, options);
+  out << "watching "
+      << (options.job ? run.config().job().kind() + " job "
+                      : std::string("run "))
+      << run_id << " (sweep " << run.sweep_id() << ", "
+      << StateName(run.state()) << ")"
+      << (options.epochs > 0 ? absl::StrCat(", ", options.epochs, " epochs")
+                             : "")
+      << "\n";
 
   absl::Duration backoff = absl::Milliseconds(500);
   absl::Time last_contact = absl::Now();
@@ -408,8 +467,7 @@ absl::Status WatchRun(Session& session, int64_t run_id,
           if (now->state() != v1::RUN_STATE_SUCCEEDED) {
             return WithExitCode(absl::AbortedError(summary), kExitFailed);
           }
-          session.out() << Stylize(summary, Style::kGreen, options.color)
-                        << "\n";
+          out << Stylize(summary, Style::kGreen, options.color) << "\n";
           return absl::OkStatus();
         }
         continue;
@@ -438,6 +496,8 @@ absl::Status WatchRun(Session& session, int64_t run_id,
     backoff = std::min(backoff * 2, kMaxBackoff);
   }
 }
+
+namespace {
 
 // ---- watch --sweep ----
 
@@ -622,7 +682,8 @@ absl::Status RunWatch(const std::vector<std::string>& args,
         "got '",
         positionals[0], "'"));
   }
-  return WatchRun(session, run_id, absl::Seconds(give_up_s));
+  return FollowRun(session, run_id, session.out(), session.color(),
+                   session.context().stdout_is_tty, absl::Seconds(give_up_s));
 }
 
 }  // namespace sweepq::client

@@ -16,6 +16,8 @@
 #include <utility>
 #include <vector>
 
+#include "absl/status/status.h"
+#include "absl/time/time.h"
 #include "sweepq/v1/coordinator.pb.h"
 
 namespace sweepq::client {
@@ -36,6 +38,9 @@ struct RunWatchOptions {
   bool color = false;
   // Draw a live progress line (a TTY); else progress goes on epoch lines.
   bool live = false;
+  // A job (RunConfig.job): its metrics (one step) are shown on a "result"
+  // line instead of an epoch line.
+  bool job = false;
 };
 
 // Prints the items of one run's stream. Metric points are grouped by
@@ -101,6 +106,16 @@ class RunWatchPrinter {
   bool live_drawn_ = false;
   std::string state_ = "queued";
 };
+
+class Session;
+
+// Follows run `run_id` as `sweepq watch RUN` does until it is final,
+// writing to `out` (colour and a live progress line only if asked), and
+// reconnecting for up to `give_up_after` without the coordinator. Returns
+// OK when the run SUCCEEDED; ABORTED (exit 1) with the outcome and the
+// run's error otherwise; the connection's errors as they come.
+absl::Status FollowRun(Session& session, int64_t run_id, std::ostream& out,
+                       bool color, bool live, absl::Duration give_up_after);
 
 }  // namespace sweepq::client
 

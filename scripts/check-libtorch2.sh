@@ -11,7 +11,8 @@
 # Usage: scripts/check-libtorch2.sh [BUILD_DIR] [CACHE_DIR]
 #   BUILD_DIR  a configured build with compile_commands.json (default build)
 #   CACHE_DIR  where the .deb and its headers go (default /tmp/sweepq-libtorch2)
-# Environment: SUITE (default trixie), JOBS (default nproc).
+# Environment: SUITE (default trixie), JOBS (default nproc), ONLY (a regex:
+# check only the units whose path matches).
 # Exit status: 0 when every unit compiles, 1 otherwise (errors are printed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -57,13 +58,16 @@ echo "check-libtorch2: LibTorch headers $VERSION from Debian $SUITE"
 
 # One command per LibTorch unit, with the 2.x include directories first
 # (so they shadow the installed 1.13 ones) and -fsyntax-only.
-/usr/bin/python3 - "$BUILD_DIR/compile_commands.json" "$INC" > "$CACHE/commands.txt" <<'PY'
-import json, shlex, sys
+/usr/bin/python3 - "$BUILD_DIR/compile_commands.json" "$INC" "${ONLY:-}" > "$CACHE/commands.txt" <<'PY'
+import json, re, shlex, sys
 entries = json.load(open(sys.argv[1]))
 inc = sys.argv[2]
+only = re.compile(sys.argv[3]) if sys.argv[3] else None
 for e in entries:
     cmd = e.get("command") or " ".join(map(shlex.quote, e["arguments"]))
     if "torch/csrc/api/include" not in cmd:
+        continue
+    if only and not only.search(e["file"]):
         continue
     args = shlex.split(cmd)
     out, skip = [], False

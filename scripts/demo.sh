@@ -158,6 +158,16 @@ if [[ -n "$FIRST" ]]; then
   "$SWEEPQ" artifacts ls "$FIRST" || true
 fi
 
+if [[ "$WATCH_STATUS" == "0" ]]; then
+  step "sweepq predict --top 1 --sweep $SWEEP --tta hflip --wait (the board's best run on eval/info.csv)"
+  JOB=$("$SWEEPQ" predict --top 1 --sweep "$SWEEP" --tta hflip --wait | tail -1) || WATCH_STATUS=$?
+  if [[ "$WATCH_STATUS" == "0" && -n "$JOB" ]]; then
+    step "sweepq submission $JOB -o $DEMO_DIR/submission.csv"
+    "$SWEEPQ" submission "$JOB" -o "$DEMO_DIR/submission.csv" --force
+    head -n 4 "$DEMO_DIR/submission.csv"
+  fi
+fi
+
 if [[ "$WATCH_STATUS" != "0" ]]; then
   echo "demo: some runs did not succeed; the worker's log ends with:" >&2
   tail -n 30 "$DEMO_DIR/worker.log" >&2

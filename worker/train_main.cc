@@ -1,7 +1,8 @@
-// sweepq-train: runs one RunConfig end to end (worker/pipeline/trainer.h).
-// Events go to stdout as JSON lines, logs to stderr; the command line, the
-// files and the exit status are specified in docs/train-events.md. Flags
-// are read here only.
+// sweepq-train: runs one RunConfig end to end (worker/pipeline/trainer.h),
+// or, when the config has `job`, a job over finished runs' checkpoints
+// (worker/pipeline/job.h). Events go to stdout as JSON lines, logs to
+// stderr; the command line, the files and the exit status are specified in
+// docs/train-events.md. Flags are read here only.
 #include <algorithm>
 #include <cstdio>
 #include <string>
@@ -12,8 +13,11 @@
 #include "absl/flags/reflection.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/str_split.h"
 #include "common/flags.h"
 #include "glog/logging.h"
+#include "worker/pipeline/job.h"
+#include "worker/pipeline/train_config.h"
 #include "worker/pipeline/train_events.h"
 #include "worker/pipeline/trainer.h"
 
@@ -29,20 +33,30 @@ ABSL_FLAG(int, threads, -1,
 ABSL_FLAG(std::string, cache_dir, "",
           "face-detection cache directory (default: $OUT/../cache; "
           "crop.cache_dir of the config wins)");
+ABSL_FLAG(std::string, models, "",
+          "a job's checkpoints (best.ckpt of each job.source_runs), "
+          "comma-separated, in job.source_runs order; only with a job config");
 
 namespace {
 
-constexpr char kUsage[] = R"(runs one training run and reports it as JSON lines.
+constexpr char kUsage[] = R"(runs one training run or job and reports it as JSON lines.
 
 Usage:
   sweepq-train --config RUN.yaml|RUN.json --data DIR --out DIR
                [--resume CKPT] [--threads N] [--cache-dir DIR]
+  sweepq-train --config JOB.yaml|JOB.json --data DIR --out DIR
+               --models A.ckpt[,B.ckpt...] [--threads N] [--cache-dir DIR]
 
 Trains the RunConfig's model on the data set under DIR with early stopping,
 writing config.json, last.ckpt (every epoch), best.ckpt, metrics.csv and
 confusion.csv / confusion.png to --out. One JSON object a line goes to
 stdout (start, step, epoch, checkpoint, bad_samples, early_stop, artifact,
 summary, error); logs go to stderr. See docs/train-events.md.
+
+A config with `job` runs that job over the --models checkpoints instead
+(one per job.source_runs, in order; no --resume): kind predict writes
+submission.csv and probabilities.csv (TTA, soft-vote ensemble), kind
+gradcam a Grad-CAM sheet. See "Jobs" in docs/train-events.md.
 
 Exit status: 0 finished; 1 failed, may be retried; 2 bad command line or
 config; 3 failed, retrying cannot help (bad data, NaN loss, bad model file,
@@ -120,8 +134,41 @@ int main(int argc, char** argv) {
     return 2;
   }
 
+  const std::string config_path = absl::GetFlag(FLAGS_config);
+  const std::string models = absl::GetFlag(FLAGS_models);
+  // A config that does not read is reported by RunTraining (exit 2).
+  absl::StatusOr<sweepq::v1::RunConfig> config =
+      sweepq::worker::ReadRunConfigFile(config_path);
+  const bool job = config.ok() && config->has_job();
+  std::string misuse;
+  if (job && !absl::GetFlag(FLAGS_resume).empty()) {
+    misuse = "--resume does not apply to a job (the config has `job`)";
+  } else if (!job && config.ok() && !models.empty()) {
+    misuse = "--models is only for a job (a config with `job`)";
+  }
+  if (!misuse.empty()) {
+    sweepq::worker::TrainEventWriter(&sink).Error(misuse, /*retryable=*/false,
+                                                  0, 0);
+    std::fprintf(stderr, "sweepq-train: %s\n\n%s", misuse.c_str(), kUsage);
+    return 2;
+  }
+
+  if (job) {
+    sweepq::worker::JobOptions options;
+    options.config = *std::move(config);
+    if (!models.empty()) {
+      options.model_paths = absl::StrSplit(models, ',');
+    }
+    options.data_dir = absl::GetFlag(FLAGS_data);
+    options.out_dir = absl::GetFlag(FLAGS_out);
+    options.threads = absl::GetFlag(FLAGS_threads);
+    options.cache_dir = absl::GetFlag(FLAGS_cache_dir);
+    options.events = &sink;
+    return sweepq::worker::RunJob(options).exit_code();
+  }
+
   sweepq::worker::TrainerOptions options;
-  options.config_path = absl::GetFlag(FLAGS_config);
+  options.config_path = config_path;
   options.data_dir = absl::GetFlag(FLAGS_data);
   options.out_dir = absl::GetFlag(FLAGS_out);
   options.resume_path = absl::GetFlag(FLAGS_resume);

@@ -133,6 +133,46 @@ TEST(RunWatchPrinterTest, StateEventsAreSentences) {
             "log: cropping faces\n");
 }
 
+// sweepq-train's own events read as sentences; the ones whose numbers
+// arrive as metric points (step, epoch, metrics) and checkpoints print
+// nothing, so an epoch is one row and not a JSON dump.
+TEST(RunWatchPrinterTest, TrainerEventsAreSentencesOrSilent) {
+  std::ostringstream out;
+  RunWatchPrinter printer(out, RunWatchOptions());
+  int64_t seq = 0;
+  auto add = [&](const std::string& kind, const std::string& payload) {
+    v1::WatchRunResponse item;
+    item.mutable_event()->set_seq(++seq);
+    item.mutable_event()->set_kind(kind);
+    item.mutable_event()->set_payload_json(payload);
+    printer.Add(item);
+  };
+  add("start",
+      R"({"event":"start","model":"small_cnn, 0.4M parameters","device":"cpu",)"
+      R"("threads":2,"data":{"train":224,"val":56,"classes":18},"start_epoch":3})");
+  add("step", R"({"event":"step","epoch":3,"step":40,"loss":1.5})");
+  add("epoch", R"({"event":"epoch","epoch":3,"metrics":{"val_f1":0.5},)"
+               R"("confusion":[[1,0],[0,1]]})");
+  add("checkpoint", R"({"event":"checkpoint","kind":"last","epoch":3})");
+  add("bad_samples", R"({"event":"bad_samples","count":2,"total":5})");
+  add("early_stop", R"({"event":"early_stop","epoch":7,"best_epoch":4,)"
+                    R"("metric":"val_f1","best_value":0.61})");
+  add("artifact", R"({"event":"artifact","name":"metrics.csv","path":"/x"})");
+  add("summary", R"({"event":"summary","best_epoch":4,"metric":"val_f1",)"
+                 R"("best_value":0.61,"epochs":7})");
+  add("error", R"({"event":"error","message":"disk full","retryable":true})");
+  add("start", R"({"event":"start","kind":"predict","device":"cpu"})");
+  EXPECT_EQ(out.str(),
+            "-- started: small_cnn, 0.4M parameters, cpu, 2 threads, 224 "
+            "train / 56 val images, resumed at epoch 3\n"
+            "bad images: 2 (5 in all), skipped\n"
+            "-- early stop after epoch 7: best val_f1 0.61 at epoch 4\n"
+            "   wrote metrics.csv\n"
+            "-- done: best val_f1 0.61 at epoch 4 of 7\n"
+            "error: disk full (retryable)\n"
+            "-- started predict job: cpu\n");
+}
+
 TEST(RunWatchPrinterTest, EtaFromEpochSpacingWithoutEpochTime) {
   std::ostringstream out;
   RunWatchOptions options;

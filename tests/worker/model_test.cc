@@ -16,6 +16,7 @@
 #include "gtest/gtest.h"
 #include "tests/testing/subprocess.h"
 #include "tests/testing/temp_dir.h"
+#include "torch/autograd.h"
 #include "torch/nn/functional/loss.h"
 #include "torch/optim/sgd.h"
 
@@ -395,6 +396,73 @@ TEST(ModelTest, ContradictoryConfigsAreInvalidArguments) {
   EXPECT_THAT(model.status().message(), HasSubstr("model.dropout"));
 }
 
+TEST(ModelTest, ForwardWithActivationGivesForwardsOutputAndTheNamedLayer) {
+  struct Case {
+    std::string model;
+    int64_t height, width;
+    std::string default_layer;
+    std::vector<int64_t> default_shape;
+    std::string other_layer;
+    std::vector<int64_t> other_shape;
+    // Followed by an in-place ReLU in the forward pass: its captured output
+    // must keep its negative values.
+    std::string before_relu;
+  };
+  const std::vector<Case> cases = {
+      {"small_cnn", 64, 48, "features.14", {2, 256, 8, 6}, "features",
+       {2, 256, 4, 3}, "features.1"},
+      {"resnet18", 64, 64, "layer4", {2, 512, 2, 2}, "layer2.1",
+       {2, 128, 8, 8}, "layer1.0.bn1"},
+  };
+  for (const Case& c : cases) {
+    SCOPED_TRACE(c.model);
+    std::unique_ptr<Classifier> model = MustCreate(Config(c.model), 18);
+    ASSERT_NE(model, nullptr);
+    model->SetTraining(false);
+    EXPECT_EQ(model->DefaultActivationLayer(), c.default_layer);
+    const std::vector<std::string> layers = model->ActivationLayers();
+    EXPECT_THAT(layers, ::testing::Contains(c.default_layer));
+    EXPECT_THAT(layers, ::testing::Contains(c.other_layer));
+    const torch::Tensor input = torch::randn({2, 3, c.height, c.width});
+    torch::Tensor expected;
+    {
+      torch::NoGradGuard no_grad;
+      expected = model->Forward(input).logits;
+    }
+    absl::StatusOr<ActivationOutput> out =
+        model->ForwardWithActivation(input, "");
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ(out->layer, c.default_layer);
+    EXPECT_EQ(Shape(out->activation), c.default_shape);
+    EXPECT_TRUE(torch::allclose(out->output.logits, expected, 1e-5, 1e-6));
+    out = model->ForwardWithActivation(input, c.other_layer);
+    ASSERT_TRUE(out.ok()) << out.status();
+    EXPECT_EQ(Shape(out->activation), c.other_shape);
+    EXPECT_TRUE(torch::allclose(out->output.logits, expected, 1e-5, 1e-6));
+  }
+  // small_cnn's BatchNorm output (features.1) is followed by an in-place
+  // ReLU; what is returned is the BatchNorm's output, negatives and all.
+  std::unique_ptr<Classifier> model = MustCreate(Config("small_cnn"), 18);
+  model->SetTraining(false);
+  absl::StatusOr<ActivationOutput> out =
+      model->ForwardWithActivation(torch::randn({1, 3, 64, 48}), "features.1");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_LT(out->activation.min().item<float>(), 0.0f);
+}
+
+TEST(ModelTest, ForwardWithActivationRejectsAnUnknownLayerListingValidOnes) {
+  for (const char* name : {"small_cnn", "resnet18"}) {
+    std::unique_ptr<Classifier> model = MustCreate(Config(name), 18);
+    ASSERT_NE(model, nullptr);
+    absl::StatusOr<ActivationOutput> out =
+        model->ForwardWithActivation(torch::randn({1, 3, 64, 64}), "layer9");
+    ASSERT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+    EXPECT_THAT(out.status().message(), HasSubstr("unknown layer 'layer9'"));
+    EXPECT_THAT(out.status().message(),
+                HasSubstr(model->DefaultActivationLayer()));
+  }
+}
+
 // --- TorchScript ----------------------------------------------------------------
 
 // Exports torchvision models with tools/export_model.py (Debian's
@@ -665,6 +733,62 @@ TEST_F(TorchScriptTest, MissingOrGarbageFileIsFailedPreconditionNamingIt) {
   ASSERT_EQ(model.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(model.status().message(), HasSubstr(garbage));
   EXPECT_THAT(model.status().message(), HasSubstr("not a loadable"));
+}
+
+TEST_F(TorchScriptTest, ForwardWithActivationRunsTheChildrenOfAChainedModule) {
+  const std::string path = Exported("resnet18", 18);
+  ASSERT_FALSE(path.empty());
+  std::unique_ptr<Classifier> model = MustCreate(ScriptConfig(path), 18);
+  ASSERT_NE(model, nullptr);
+  model->SetTraining(false);
+  EXPECT_THAT(model->ActivationLayers(),
+              ::testing::ElementsAre("conv1", "bn1", "relu", "maxpool",
+                                     "layer1", "layer2", "layer3", "layer4",
+                                     "avgpool", "fc"));
+  EXPECT_EQ(model->DefaultActivationLayer(), "");
+  const torch::Tensor input = torch::randn({2, 3, 64, 64});
+  torch::Tensor expected;
+  {
+    torch::NoGradGuard no_grad;
+    expected = model->Forward(input).logits;
+  }
+  // The default: the last child with parameters and a 4-D output.
+  absl::StatusOr<ActivationOutput> out =
+      model->ForwardWithActivation(input, "");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_EQ(out->layer, "layer4");
+  EXPECT_EQ(Shape(out->activation), (std::vector<int64_t>{2, 512, 2, 2}));
+  EXPECT_TRUE(torch::allclose(out->output.logits, expected, 1e-4, 1e-5));
+  // The logits depend on the activation through the graph.
+  torch::Tensor gradient =
+      torch::autograd::grad({out->output.logits.sum()}, {out->activation})[0];
+  EXPECT_GT(gradient.abs().sum().item<double>(), 0.0);
+  // bn1 is followed by an in-place ReLU in torchvision's ResNet.
+  out = model->ForwardWithActivation(input, "bn1");
+  ASSERT_TRUE(out.ok()) << out.status();
+  EXPECT_LT(out->activation.min().item<float>(), 0.0f);
+
+  out = model->ForwardWithActivation(input, "fc");
+  ASSERT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(out.status().message(), HasSubstr("not N x C x h x w"));
+  out = model->ForwardWithActivation(input, "features");
+  ASSERT_EQ(out.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(out.status().message(), HasSubstr("conv1, bn1, relu"));
+}
+
+TEST_F(TorchScriptTest, ForwardWithActivationRefusesAModuleThatIsNotAChain) {
+  // ShuffleNetV2's forward averages conv5's output with x.mean([2, 3]),
+  // which is no child: its children in order cannot compute its output.
+  const std::string path = Exported("shufflenet_v2_x0_5", 18);
+  ASSERT_FALSE(path.empty());
+  std::unique_ptr<Classifier> model = MustCreate(ScriptConfig(path), 18);
+  ASSERT_NE(model, nullptr);
+  model->SetTraining(false);
+  absl::StatusOr<ActivationOutput> out =
+      model->ForwardWithActivation(torch::randn({2, 3, 64, 64}), "");
+  ASSERT_EQ(out.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(out.status().message(), HasSubstr(path));
+  EXPECT_THAT(out.status().message(), HasSubstr("chains its children"));
 }
 
 }  // namespace

@@ -4,10 +4,12 @@
 #include <signal.h>
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <optional>
 #include <set>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "gmock/gmock.h"
@@ -62,7 +64,7 @@ class TrainMainTest : public ::testing::Test {
     dir_ = new testing::TempDir();
     int status = 0;
     testing::RunCommand({kMakeDatasetBinary, "--out", dir_->Join("data"),
-                         "--people", "12", "--seed", "4", "--eval-images", "0",
+                         "--people", "12", "--seed", "4", "--eval-images", "7",
                          "--threads", "2"},
                         &status);
     ASSERT_EQ(status, 0) << "sweepq-make-dataset failed";
@@ -261,7 +263,65 @@ TEST_F(TrainMainTest, HelpDescribesTheCommandLine) {
   int status = -1;  // Abseil's --help exit status; not part of the contract
   const std::string help = testing::RunCommand({kTrainBinary, "--help"}, &status);
   EXPECT_THAT(help, HasSubstr("--resume"));
+  EXPECT_THAT(help, HasSubstr("--models"));
   EXPECT_THAT(help, HasSubstr("Exit status"));
+}
+
+constexpr char kPredictJob[] = R"({"data": {"dataset": "mask"},
+  "job": {"kind": "predict", "source_runs": [3]}})";
+
+TEST_F(TrainMainTest, PredictJobWithModelsWritesTheSubmission) {
+  std::string text = kConfig;
+  text.replace(text.find("epochs: 2"), 9, "epochs: 1");
+  const std::string run_out = work_.Join("source");
+  ASSERT_EQ(Run(Args(WriteConfig("one.yaml", text), run_out)).exit_status, 0);
+
+  const std::string out = work_.Join("job");
+  std::vector<std::string> args =
+      Args(WriteConfig("job.json", kPredictJob), out);
+  args.push_back("--models");
+  args.push_back(run_out + "/best.ckpt");
+  const ChildRun run = Run(args);
+  ASSERT_EQ(run.exit_status, 0);
+  ASSERT_FALSE(run.events.empty());
+  EXPECT_EQ(Kind(run.events.front()), "start");
+  EXPECT_EQ(Kind(run.events.back()), "summary");
+  EXPECT_TRUE(OfKind(run.events, "error").empty());
+  const std::string submission =
+      testing::ReadFileOrEmpty(out + "/submission.csv");
+  EXPECT_EQ(submission.rfind("ImageID,ans\n", 0), 0u) << submission;
+  // A header and one row per evaluation image.
+  EXPECT_EQ(std::count(submission.begin(), submission.end(), '\n'), 8);
+  EXPECT_TRUE(fs::is_regular_file(out + "/probabilities.csv"));
+  EXPECT_EQ(OfKind(run.events, "metrics").size(), 1u);
+}
+
+TEST_F(TrainMainTest, JobCommandLineMisuseExitsTwo) {
+  const std::string job = WriteConfig("job.json", kPredictJob);
+  const std::string train = WriteConfig("ok.yaml", kConfig);
+  const std::string ckpt = work_.Join("some.ckpt");
+  std::vector<std::string> with_resume = Args(job, work_.Join("a"));
+  with_resume.insert(with_resume.end(),
+                     {"--models", ckpt, "--resume", ckpt});
+  std::vector<std::string> models_for_training = Args(train, work_.Join("b"));
+  models_for_training.insert(models_for_training.end(), {"--models", ckpt});
+  std::vector<std::string> two_models = Args(job, work_.Join("c"));
+  two_models.insert(two_models.end(), {"--models", ckpt + "," + ckpt});
+  for (const auto& [args, expected] :
+       std::vector<std::pair<std::vector<std::string>, std::string>>{
+           {Args(job, work_.Join("d")), "--models: required"},
+           {with_resume, "--resume does not apply to a job"},
+           {models_for_training, "--models is only for a job"},
+           {two_models, "--models: 2 checkpoint(s) for 1"},
+       }) {
+    const ChildRun run = Run(args);
+    EXPECT_EQ(run.exit_status, 2) << expected;
+    ASSERT_EQ(run.events.size(), 1u) << expected;
+    EXPECT_EQ(Kind(run.events[0]), "error");
+    EXPECT_FALSE(Field(run.events[0], "retryable").bool_value());
+    EXPECT_THAT(Field(run.events[0], "message").string_value(),
+                HasSubstr(expected));
+  }
 }
 
 }  // namespace

@@ -165,9 +165,7 @@ absl::StatusOr<std::unique_ptr<Checkpoint>> Checkpoint::Read(
   return checkpoint;
 }
 
-absl::Status Checkpoint::Restore(Classifier& model,
-                                 torch::optim::Optimizer& optimizer,
-                                 LrSchedule& schedule) {
+absl::Status Checkpoint::RestoreModel(Classifier& model) {
   try {
     torch::serialize::InputArchive model_archive;
     archive_.read(kModel, model_archive);
@@ -198,7 +196,18 @@ absl::Status Checkpoint::Restore(Classifier& model,
       }
       target.copy_(value);
     }
+  } catch (const c10::Error& e) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        path_, ": cannot restore the model: ", e.what_without_backtrace()));
+  }
+  return absl::OkStatus();
+}
 
+absl::Status Checkpoint::Restore(Classifier& model,
+                                 torch::optim::Optimizer& optimizer,
+                                 LrSchedule& schedule) {
+  RETURN_IF_ERROR(RestoreModel(model));
+  try {
     torch::serialize::InputArchive optimizer_archive;
     archive_.read(kOptimizer, optimizer_archive);
     optimizer.load(optimizer_archive);

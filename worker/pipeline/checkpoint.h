@@ -81,6 +81,10 @@ class Checkpoint {
   absl::Status Restore(Classifier& model, torch::optim::Optimizer& optimizer,
                        LrSchedule& schedule);
 
+  // Copies only the model's state into `model` (for inference: jobs over
+  // finished runs). Returns what Restore returns for the model's tensors.
+  absl::Status RestoreModel(Classifier& model);
+
   const TrainingProgress& progress() const { return progress_; }
   const std::string& config_json() const { return config_json_; }
   const std::string& data_fingerprint() const { return data_fingerprint_; }

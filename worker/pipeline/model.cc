@@ -1,5 +1,6 @@
 #include "worker/pipeline/model.h"
 
+#include <algorithm>
 #include <array>
 #include <cstdio>
 #include <exception>
@@ -140,11 +141,25 @@ class Heads {
 // A built-in network: features, global pooling, heads.
 class NetworkImpl : public torch::nn::Module {
  public:
-  // Returns the pooled N x C features.
-  virtual torch::Tensor Features(const torch::Tensor& x) = 0;
+  // Returns the pooled N x C features and, when `activation` is not null,
+  // sets it to the output of layer `layer` (one of Layers()). The forward
+  // pass continues on a copy of that output, so an in-place layer after it
+  // (ReLU) cannot overwrite it.
+  virtual torch::Tensor Run(const torch::Tensor& x, const std::string& layer,
+                            torch::Tensor* activation) = 0;
+
+  // Returns the names Run accepts, in forward order.
+  virtual std::vector<std::string> Layers() const = 0;
+
+  // Returns the Grad-CAM default of Layers() (see model.h).
+  virtual std::string DefaultLayer() const = 0;
 
   ClassifierOutput Forward(const torch::Tensor& x) {
-    return heads_.Forward(Features(x), is_training());
+    return Head(Run(x, "", nullptr));
+  }
+
+  ClassifierOutput Head(const torch::Tensor& features) {
+    return heads_.Forward(features, is_training());
   }
 
  protected:
@@ -167,9 +182,36 @@ class SmallCnn : public NetworkImpl {
     heads_.Register(*this, in, num_classes, multi_head, dropout);
   }
 
-  torch::Tensor Features(const torch::Tensor& x) override {
-    return torch::adaptive_avg_pool2d(features_->forward(x), {1, 1})
-        .flatten(1);
+  torch::Tensor Run(const torch::Tensor& input, const std::string& layer,
+                    torch::Tensor* activation) override {
+    torch::Tensor x = input;
+    const size_t last = features_->size() - 1;
+    size_t i = 0;
+    for (torch::nn::AnyModule& module : *features_) {
+      x = module.forward(x);
+      if (activation != nullptr &&
+          (layer == absl::StrCat("features.", i) ||
+           (layer == "features" && i == last))) {
+        *activation = x;
+        x = x.clone();
+      }
+      ++i;
+    }
+    return torch::adaptive_avg_pool2d(x, {1, 1}).flatten(1);
+  }
+
+  std::vector<std::string> Layers() const override {
+    std::vector<std::string> names;
+    for (size_t i = 0; i < features_->size(); ++i) {
+      names.push_back(absl::StrCat("features.", i));
+    }
+    names.push_back("features");
+    return names;
+  }
+
+  // The last block is conv, BatchNorm, ReLU, max-pool: its ReLU.
+  std::string DefaultLayer() const override {
+    return absl::StrCat("features.", features_->size() - 2);
   }
 
  private:
@@ -273,12 +315,45 @@ class ResNet : public NetworkImpl {
     heads_.Register(*this, in_, num_classes, multi_head, dropout);
   }
 
-  torch::Tensor Features(const torch::Tensor& x) override {
-    torch::Tensor out = torch::relu(bn1_->forward(conv1_->forward(x)));
+  torch::Tensor Run(const torch::Tensor& x, const std::string& layer,
+                    torch::Tensor* activation) override {
+    const auto capture = [&](absl::string_view name, torch::Tensor& out) {
+      if (activation != nullptr && name == layer) {
+        *activation = out;
+        out = out.clone();
+      }
+    };
+    torch::Tensor out = conv1_->forward(x);
+    capture("conv1", out);
+    out = bn1_->forward(out);
+    capture("bn1", out);
+    out = torch::relu(out);
+    capture("relu", out);
     out = torch::max_pool2d(out, 3, 2, 1);
-    for (torch::nn::Sequential& layer : layers_) out = layer->forward(out);
+    capture("maxpool", out);
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      size_t b = 0;
+      for (torch::nn::AnyModule& block : *layers_[i]) {
+        out = block.forward(out);
+        capture(absl::StrCat("layer", i + 1, ".", b++), out);
+      }
+      capture(absl::StrCat("layer", i + 1), out);
+    }
     return torch::adaptive_avg_pool2d(out, {1, 1}).flatten(1);
   }
+
+  std::vector<std::string> Layers() const override {
+    std::vector<std::string> names = {"conv1", "bn1", "relu", "maxpool"};
+    for (size_t i = 0; i < layers_.size(); ++i) {
+      for (size_t b = 0; b < layers_[i]->size(); ++b) {
+        names.push_back(absl::StrCat("layer", i + 1, ".", b));
+      }
+      names.push_back(absl::StrCat("layer", i + 1));
+    }
+    return names;
+  }
+
+  std::string DefaultLayer() const override { return "layer4"; }
 
  private:
   int64_t in_ = 64;
@@ -316,6 +391,29 @@ class BuiltinClassifier : public Classifier {
 
   ClassifierOutput Forward(const torch::Tensor& images) override {
     return network_->Forward(images);
+  }
+
+  std::vector<std::string> ActivationLayers() const override {
+    return network_->Layers();
+  }
+
+  std::string DefaultActivationLayer() const override {
+    return network_->DefaultLayer();
+  }
+
+  absl::StatusOr<ActivationOutput> ForwardWithActivation(
+      const torch::Tensor& images, const std::string& layer) override {
+    ActivationOutput out;
+    out.layer = layer.empty() ? network_->DefaultLayer() : layer;
+    const std::vector<std::string> layers = network_->Layers();
+    if (std::find(layers.begin(), layers.end(), out.layer) == layers.end()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "unknown layer '", out.layer, "' of ", name_, " (layers: ",
+          absl::StrJoin(layers, ", "), ")"));
+    }
+    torch::Tensor features = network_->Run(images, out.layer, &out.activation);
+    out.output = network_->Head(features);
+    return out;
   }
 
   std::vector<NamedParameter> Parameters() override {
@@ -435,7 +533,40 @@ class TorchScriptClassifier : public Classifier {
   }
 
   ClassifierOutput Forward(const torch::Tensor& images) override {
-    torch::Tensor raw = RawForward(images);
+    return FromRaw(RawForward(images));
+  }
+
+  std::vector<std::string> ActivationLayers() const override {
+    std::vector<std::string> names;
+    for (const auto& child : module_.named_children()) {
+      names.push_back(child.name);
+    }
+    return names;
+  }
+
+  std::string DefaultActivationLayer() const override { return ""; }
+
+  absl::StatusOr<ActivationOutput> ForwardWithActivation(
+      const torch::Tensor& images, const std::string& layer) override;
+
+ private:
+  // How the module's top-level children ran in order on some images.
+  struct ChainPlan {
+    std::vector<torch::jit::Module> children;
+    std::vector<std::string> names;
+    // Flatten the input from dimension 1 before child i.
+    std::vector<bool> flatten;
+    // The default layer: the last child with parameters and a 4-D output.
+    std::string default_layer;
+    // The output size of each child.
+    std::vector<std::vector<int64_t>> shapes;
+  };
+
+  // Runs the children in order without gradients, deciding where to
+  // flatten, and checks that the result equals the module's own forward.
+  absl::StatusOr<ChainPlan> PlanChain(const torch::Tensor& images);
+
+  ClassifierOutput FromRaw(const torch::Tensor& raw) const {
     ClassifierOutput out;
     if (!multi_head_) {
       out.logits = raw;
@@ -449,6 +580,7 @@ class TorchScriptClassifier : public Classifier {
     return out;
   }
 
+ public:
   std::vector<NamedParameter> Parameters() override {
     std::vector<NamedParameter> out;
     for (const auto& m : module_.named_modules()) {
@@ -507,6 +639,132 @@ class TorchScriptClassifier : public Classifier {
   int64_t outputs_;
   int64_t parameter_count_;
 };
+
+bool HasParameters(const torch::jit::Module& module) {
+  for (const torch::Tensor& p : module.parameters()) {
+    (void)p;
+    return true;
+  }
+  return false;
+}
+
+absl::StatusOr<TorchScriptClassifier::ChainPlan>
+TorchScriptClassifier::PlanChain(const torch::Tensor& images) {
+  const auto fail = [&](const std::string& why) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "Grad-CAM on the TorchScript module ", path_,
+        " runs its top-level children in order, but ", why,
+        "; Grad-CAM needs a module whose forward chains its children "
+        "(torchvision's ResNet, VGG, MobileNet, EfficientNet) or a built-in "
+        "model"));
+  };
+  ChainPlan plan;
+  for (const auto& child : module_.named_children()) {
+    plan.names.push_back(child.name);
+    plan.children.push_back(child.value);
+  }
+  if (plan.children.empty()) return fail("it has no children");
+  torch::NoGradGuard no_grad;
+  torch::Tensor reference = RawForward(images);
+  torch::Tensor x = images;
+  for (size_t i = 0; i < plan.children.size(); ++i) {
+    c10::IValue out;
+    bool flatten = false;
+    try {
+      out = plan.children[i].forward({x});
+    } catch (const std::exception& first) {
+      if (x.dim() <= 2) {
+        return fail(absl::StrCat("child '", plan.names[i],
+                                 "' fails on the output of the previous "
+                                 "one: ",
+                                 first.what()));
+      }
+      // A classifier after pooling expects the flattened features.
+      flatten = true;
+      try {
+        out = plan.children[i].forward({x.flatten(1)});
+      } catch (const std::exception& second) {
+        return fail(absl::StrCat("child '", plan.names[i], "' fails on ",
+                                 ShapeString(x), " and on it flattened: ",
+                                 second.what()));
+      }
+    }
+    if (!out.isTensor()) {
+      return fail(absl::StrCat("child '", plan.names[i], "' returns ",
+                               out.tagKind(), ", not a Tensor"));
+    }
+    x = out.toTensor();
+    plan.flatten.push_back(flatten);
+    plan.shapes.push_back(x.sizes().vec());
+    if (x.dim() == 4 && HasParameters(plan.children[i])) {
+      plan.default_layer = plan.names[i];
+    }
+  }
+  if (!x.sizes().equals(reference.sizes()) ||
+      !torch::allclose(x.to(torch::kFloat), reference.to(torch::kFloat),
+                       /*rtol=*/1e-3, /*atol=*/1e-4)) {
+    return fail(absl::StrCat(
+        "that gives ", ShapeString(x), " unlike its forward's ",
+        ShapeString(reference),
+        x.sizes().equals(reference.sizes()) ? " (different values)" : ""));
+  }
+  return plan;
+}
+
+absl::StatusOr<ActivationOutput> TorchScriptClassifier::ForwardWithActivation(
+    const torch::Tensor& images, const std::string& layer) {
+  const std::vector<std::string> layers = ActivationLayers();
+  if (!layer.empty() &&
+      std::find(layers.begin(), layers.end(), layer) == layers.end()) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "unknown layer '", layer, "' of the TorchScript module ", path_,
+        " (its top-level children: ",
+        layers.empty() ? "none" : absl::StrJoin(layers, ", "), ")"));
+  }
+  absl::StatusOr<ChainPlan> plan = PlanChain(images);
+  if (!plan.ok()) return plan.status();
+  ActivationOutput out;
+  out.layer = layer.empty() ? plan->default_layer : layer;
+  if (out.layer.empty()) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "the TorchScript module ", path_,
+        " has no top-level child with parameters and an N x C x h x w "
+        "output to take Grad-CAM at; name one (children: ",
+        absl::StrJoin(layers, ", "), ")"));
+  }
+  torch::Tensor x = images;
+  for (size_t i = 0; i < plan->children.size(); ++i) {
+    if (plan->flatten[i]) x = x.flatten(1);
+    x = plan->children[i].forward({x}).toTensor();
+    if (plan->names[i] == out.layer) {
+      if (x.dim() != 4) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "layer '", out.layer, "' of the TorchScript module ", path_,
+            " outputs ", ShapeString(x),
+            ", not N x C x h x w; layers with such outputs: ",
+            [&] {
+              std::vector<std::string> spatial;
+              for (size_t j = 0; j < plan->shapes.size(); ++j) {
+                if (plan->shapes[j].size() == 4) {
+                  spatial.push_back(plan->names[j]);
+                }
+              }
+              return spatial.empty() ? std::string("none")
+                                     : absl::StrJoin(spatial, ", ");
+            }()));
+      }
+      out.activation = x;
+      x = x.clone();
+    }
+  }
+  TORCH_CHECK(x.dim() == 2 && x.size(0) == images.size(0) &&
+                  x.size(1) == outputs_,
+              "the TorchScript module ", path_, " returned ", ShapeString(x),
+              " for ", images.size(0), " images, expected [", images.size(0),
+              ", ", outputs_, "]");
+  out.output = FromRaw(x);
+  return out;
+}
 
 std::string ChildNames(const torch::jit::Module& module) {
   std::vector<std::string> names;

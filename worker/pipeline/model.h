@@ -48,6 +48,18 @@ struct ClassifierOutput {
   torch::Tensor age;
 };
 
+// What Classifier::ForwardWithActivation returns.
+struct ActivationOutput {
+  // What Forward returns for the same images.
+  ClassifierOutput output;
+  // N x C x h x w: the output of the named layer, part of the autograd
+  // graph of `output` (so gradients of the logits with respect to it can
+  // be taken when grad mode is on).
+  torch::Tensor activation;
+  // The layer's name (the default layer's when none was asked for).
+  std::string layer;
+};
+
 // Number of classes of each head of a multi-head model.
 inline constexpr int kMaskHeadClasses = 3;
 inline constexpr int kGenderHeadClasses = 2;
@@ -61,6 +73,36 @@ class Classifier {
   // Runs the model on `images` (N x 3 x H x W float, on the model's
   // device). Throws c10::Error like any LibTorch call; callers catch.
   virtual ClassifierOutput Forward(const torch::Tensor& images) = 0;
+
+  // Returns the names of the layers whose output ForwardWithActivation can
+  // return, in the order the forward pass runs them:
+  //   - small_cnn: features.0 ... features.15 (each conv, BatchNorm, ReLU
+  //     and max-pool of the four blocks) and `features` (= features.15);
+  //   - resnet*: conv1, bn1, relu, maxpool, then each stage's blocks
+  //     (layer1.0, layer1.1, ...) and stages (layer1 ... layer4);
+  //   - torchscript: the module's top-level children (see
+  //     ForwardWithActivation).
+  virtual std::vector<std::string> ActivationLayers() const = 0;
+
+  // Returns the layer Grad-CAM looks at by default: the rectified output of
+  // the last convolution (as in Selvaraju et al.): features.14 (the last
+  // block's ReLU, before its max-pool) for small_cnn, layer4 for the
+  // ResNets, and "" for TorchScript (decided per forward pass: the last
+  // top-level child with a 4-D output).
+  virtual std::string DefaultActivationLayer() const = 0;
+
+  // Runs the model on `images` like Forward and also returns the output of
+  // `layer` (one of ActivationLayers(); "" = the default layer). Returns
+  // INVALID_ARGUMENT naming the layer and listing the valid names for an
+  // unknown one, or one whose output is not N x C x h x w. A TorchScript
+  // module is run as its top-level children in order (a 4-D tensor is
+  // flattened before a child that needs 2-D input, e.g. `fc` after
+  // `avgpool`), which must give what its own forward gives on `images`:
+  // FAILED_PRECONDITION says so when it does not (the module's forward
+  // does more than chain its children, e.g. DenseNet's functional ReLU and
+  // pooling). Throws c10::Error like Forward; callers catch.
+  virtual absl::StatusOr<ActivationOutput> ForwardWithActivation(
+      const torch::Tensor& images, const std::string& layer) = 0;
 
   // Returns the trainable parameters, in a fixed order.
   virtual std::vector<NamedParameter> Parameters() = 0;

@@ -10,8 +10,11 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "opencv2/imgcodecs.hpp"
-#include "opencv2/imgproc.hpp"
+#include "common/class_charts.h"
+#include "common/plot/bar_chart.h"
+#include "common/plot/heat_map.h"
+#include "common/plot/png.h"
+#include "common/status_macros.h"
 #include "worker/pipeline/csv.h"
 #include "worker/pipeline/train_events.h"
 
@@ -32,7 +35,19 @@ absl::Status CheckMatrix(const std::vector<std::string>& class_names,
                        " columns for ", class_names.size(), " classes"));
     }
   }
+  if (class_names.empty()) {
+    return absl::InvalidArgumentError("confusion matrix has no classes");
+  }
   return absl::OkStatus();
+}
+
+std::vector<std::vector<double>> ToDoubles(
+    const std::vector<std::vector<int64_t>>& confusion) {
+  std::vector<std::vector<double>> out;
+  for (const auto& row : confusion) {
+    out.emplace_back(row.begin(), row.end());
+  }
+  return out;
 }
 
 }  // namespace
@@ -158,157 +173,52 @@ absl::Status WriteConfusionCsv(
   return WriteFileAtomically(path, out);
 }
 
+std::pair<int, int> ConfusionPngSize(int classes) {
+  return {std::max(1400, 500 + 45 * classes),
+          std::max(1000, 200 + 40 * classes)};
+}
+
+std::pair<int, int> PerClassF1PngSize(int classes) {
+  return {1000, std::max(400, 150 + 28 * classes)};
+}
+
 absl::Status WriteConfusionPng(
     const std::string& path, const std::vector<std::string>& class_names,
     const std::vector<std::vector<int64_t>>& confusion,
     absl::string_view title) {
-  if (absl::Status s = CheckMatrix(class_names, confusion); !s.ok()) return s;
-  const int n = static_cast<int>(class_names.size());
-  if (n == 0) return absl::InvalidArgumentError("confusion matrix is empty");
-  constexpr int kFont = cv::FONT_HERSHEY_SIMPLEX;
-  constexpr double kCountScale = 0.4;
-  constexpr double kLabelScale = 0.45;
-  constexpr double kTitleScale = 0.55;
-  constexpr int kPad = 8;
-  const cv::Scalar kBlack(0, 0, 0);
-  const cv::Scalar kWhite(255, 255, 255);
-  try {
-    int baseline = 0;
-    int64_t max_count = 0;
-    for (const auto& row : confusion) {
-      for (int64_t v : row) max_count = std::max(max_count, v);
-    }
-    const cv::Size count_size = cv::getTextSize(absl::StrCat(max_count), kFont,
-                                                kCountScale, 1, &baseline);
-    const int cell = std::max(34, count_size.width + 10);
-    int label_width = 0;
-    for (const std::string& name : class_names) {
-      const cv::Size s = cv::getTextSize(name, kFont, kLabelScale, 1, &baseline);
-      label_width = std::max(label_width, s.width);
-    }
-    label_width += 2 * kPad;
-    const int axis_title = 28;
-    const int title_height = 34;
-    const int colorbar = 70;
-    const int grid = n * cell;
-    const int left = axis_title + label_width;
-    const int top = title_height + axis_title + label_width;
-    cv::Mat canvas(top + grid + kPad * 2, left + grid + colorbar, CV_8UC3,
-                   kWhite);
-
-    // Cell colours: share of the row's samples through viridis.
-    cv::Mat shares(n, n, CV_8UC1, cv::Scalar(0));
-    for (int t = 0; t < n; ++t) {
-      int64_t total = 0;
-      for (int64_t v : confusion[t]) total += v;
-      for (int p = 0; p < n; ++p) {
-        const double share =
-            total > 0 ? static_cast<double>(confusion[t][p]) / total : 0.0;
-        shares.at<uint8_t>(t, p) =
-            static_cast<uint8_t>(std::lround(255.0 * share));
-      }
-    }
-    cv::Mat colours;
-    cv::applyColorMap(shares, colours, cv::COLORMAP_VIRIDIS);
-    for (int t = 0; t < n; ++t) {
-      int64_t total = 0;
-      for (int64_t v : confusion[t]) total += v;
-      for (int p = 0; p < n; ++p) {
-        const cv::Rect box(left + p * cell, top + t * cell, cell, cell);
-        const cv::Vec3b c = colours.at<cv::Vec3b>(t, p);
-        const cv::Scalar fill =
-            total > 0 ? cv::Scalar(c[0], c[1], c[2]) : cv::Scalar(220, 220, 220);
-        cv::rectangle(canvas, box, fill, cv::FILLED);
-        cv::rectangle(canvas, box, cv::Scalar(255, 255, 255), 1);
-        const std::string text = absl::StrCat(confusion[t][p]);
-        const cv::Size s =
-            cv::getTextSize(text, kFont, kCountScale, 1, &baseline);
-        // Viridis is dark below about half; write light text there.
-        const cv::Scalar ink =
-            total > 0 && shares.at<uint8_t>(t, p) < 128 ? kWhite : kBlack;
-        cv::putText(canvas, text,
-                    cv::Point(box.x + (cell - s.width) / 2,
-                              box.y + (cell + s.height) / 2),
-                    kFont, kCountScale, ink, 1, cv::LINE_AA);
-      }
-    }
-
-    // Row labels, right-aligned next to the grid.
-    for (int t = 0; t < n; ++t) {
-      const cv::Size s =
-          cv::getTextSize(class_names[t], kFont, kLabelScale, 1, &baseline);
-      cv::putText(canvas, class_names[t],
-                  cv::Point(left - kPad - s.width,
-                            top + t * cell + (cell + s.height) / 2),
-                  kFont, kLabelScale, kBlack, 1, cv::LINE_AA);
-    }
-    // Column labels: drawn on a horizontal strip, then turned a quarter
-    // counter-clockwise so they read upwards and end at the grid.
-    cv::Mat strip(grid, label_width, CV_8UC3, kWhite);
-    for (int p = 0; p < n; ++p) {
-      const cv::Size s =
-          cv::getTextSize(class_names[p], kFont, kLabelScale, 1, &baseline);
-      cv::putText(strip, class_names[p],
-                  cv::Point(kPad, p * cell + (cell + s.height) / 2), kFont,
-                  kLabelScale, kBlack, 1, cv::LINE_AA);
-    }
-    cv::Mat rotated;
-    cv::rotate(strip, rotated, cv::ROTATE_90_COUNTERCLOCKWISE);
-    rotated.copyTo(canvas(cv::Rect(left, top - label_width, grid, label_width)));
-
-    // Axis titles and the title.
-    const std::string predicted = "predicted class";
-    cv::Size s = cv::getTextSize(predicted, kFont, kLabelScale, 1, &baseline);
-    cv::putText(canvas, predicted,
-                cv::Point(left + (grid - s.width) / 2,
-                          title_height + axis_title - 8),
-                kFont, kLabelScale, kBlack, 1, cv::LINE_AA);
-    const std::string truth = "true class";
-    s = cv::getTextSize(truth, kFont, kLabelScale, 1, &baseline);
-    cv::Mat truth_strip(axis_title, s.width + 2 * kPad, CV_8UC3, kWhite);
-    cv::putText(truth_strip, truth, cv::Point(kPad, axis_title - 8), kFont,
-                kLabelScale, kBlack, 1, cv::LINE_AA);
-    cv::rotate(truth_strip, rotated, cv::ROTATE_90_COUNTERCLOCKWISE);
-    const int truth_y = top + std::max(0, (grid - rotated.rows) / 2);
-    if (truth_y + rotated.rows <= canvas.rows) {
-      rotated.copyTo(canvas(cv::Rect(0, truth_y, rotated.cols, rotated.rows)));
-    }
-    cv::putText(canvas, std::string(title), cv::Point(kPad, title_height - 10),
-                kFont, kTitleScale, kBlack, 1, cv::LINE_AA);
-
-    // Colour bar: row share 0 (bottom) to 1 (top).
-    const int bar_x = left + grid + 14;
-    const int bar_w = 16;
-    cv::Mat ramp(grid, 1, CV_8UC1);
-    for (int y = 0; y < grid; ++y) {
-      ramp.at<uint8_t>(y, 0) =
-          static_cast<uint8_t>(255 - (255 * y) / std::max(1, grid - 1));
-    }
-    cv::Mat ramp_colours;
-    cv::applyColorMap(ramp, ramp_colours, cv::COLORMAP_VIRIDIS);
-    cv::resize(ramp_colours, ramp_colours, cv::Size(bar_w, grid), 0, 0,
-               cv::INTER_NEAREST);
-    ramp_colours.copyTo(canvas(cv::Rect(bar_x, top, bar_w, grid)));
-    cv::putText(canvas, "1", cv::Point(bar_x + bar_w + 4, top + 10), kFont,
-                kCountScale, kBlack, 1, cv::LINE_AA);
-    cv::putText(canvas, "0", cv::Point(bar_x + bar_w + 4, top + grid), kFont,
-                kCountScale, kBlack, 1, cv::LINE_AA);
-    cv::putText(canvas, "row", cv::Point(bar_x - 4, top - 20), kFont,
-                kCountScale, kBlack, 1, cv::LINE_AA);
-    cv::putText(canvas, "share", cv::Point(bar_x - 8, top - 6), kFont,
-                kCountScale, kBlack, 1, cv::LINE_AA);
-
-    std::vector<uint8_t> png;
-    if (!cv::imencode(".png", canvas, png)) {
-      return absl::InternalError(absl::StrCat(path, ": PNG encoding failed"));
-    }
-    return WriteFileAtomically(
-        path, absl::string_view(reinterpret_cast<const char*>(png.data()),
-                                png.size()));
-  } catch (const cv::Exception& e) {
-    return absl::InternalError(
-        absl::StrCat(path, ": drawing the confusion matrix: ", e.what()));
+  RETURN_IF_ERROR(CheckMatrix(class_names, confusion));
+  const std::vector<std::vector<double>> counts = ToDoubles(confusion);
+  const auto [width, height] =
+      ConfusionPngSize(static_cast<int>(class_names.size()));
+  absl::StatusOr<plot::Canvas> canvas = plot::RenderHeatMap(
+      ConfusionHeatMap(std::string(title), class_names, counts,
+                       PerClassF1FromConfusion(counts)),
+      plot::ChartOptions{width, height, 0});
+  if (!canvas.ok()) {
+    return absl::Status(canvas.status().code(),
+                        absl::StrCat(path, ": drawing the confusion matrix: ",
+                                     canvas.status().message()));
   }
+  return plot::WritePngFile(*canvas, path);
+}
+
+absl::Status WritePerClassF1Png(
+    const std::string& path, const std::vector<std::string>& class_names,
+    const std::vector<std::vector<int64_t>>& confusion,
+    absl::string_view title) {
+  RETURN_IF_ERROR(CheckMatrix(class_names, confusion));
+  const auto [width, height] =
+      PerClassF1PngSize(static_cast<int>(class_names.size()));
+  absl::StatusOr<plot::Canvas> canvas = plot::RenderBarChart(
+      PerClassF1Chart(std::string(title), class_names,
+                      PerClassF1FromConfusion(ToDoubles(confusion))),
+      plot::ChartOptions{width, height, 0});
+  if (!canvas.ok()) {
+    return absl::Status(canvas.status().code(),
+                        absl::StrCat(path, ": drawing the per-class F1: ",
+                                     canvas.status().message()));
+  }
+  return plot::WritePngFile(*canvas, path);
 }
 
 }  // namespace sweepq::worker

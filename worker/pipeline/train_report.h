@@ -1,7 +1,10 @@
 // The files sweepq-train leaves in its --out directory besides checkpoints
-// (docs/train-events.md): metrics.csv (one row per epoch), confusion.csv and
-// confusion.png (a heat map). OpenCV, no LibTorch. Every file is written
-// atomically (temporary file + rename), so a reader never sees half a file.
+// (docs/train-events.md): metrics.csv (one row per epoch), confusion.csv,
+// confusion.png (a heat map) and per_class_f1.png (a bar chart), the
+// pictures drawn with common/plot/ through the charts of
+// common/class_charts.h that `sweepq plot --confusion` draws too. No
+// LibTorch, no OpenCV. Every file is written atomically (temporary file +
+// rename), so a reader never sees half a file.
 //
 // Functions are thread-safe (no shared state); a MetricsTable is used by one
 // thread at a time.
@@ -65,16 +68,35 @@ absl::Status WriteConfusionCsv(const std::string& path,
                                const std::vector<std::string>& class_names,
                                const std::vector<std::vector<int64_t>>& confusion);
 
-// Draws the confusion matrix as a PNG heat map: each cell coloured by its
-// share of the true class's samples (row-normalised; viridis), the count
-// written in the cell, class names along both axes (columns rotated), the
-// axis titles "true class" / "predicted class" and `title` above. Returns
-// INVALID_ARGUMENT for a matrix that does not fit the names, INTERNAL when
-// OpenCV fails or the file cannot be written.
+// Width and height of confusion.png for `classes` classes: at least
+// 1400 x 1000, growing by 45 x 40 pixels a class beyond about 20.
+std::pair<int, int> ConfusionPngSize(int classes);
+
+// Width and height of per_class_f1.png for `classes` classes: 1000 wide,
+// at least 400 high, 28 pixels a class beyond about 9.
+std::pair<int, int> PerClassF1PngSize(int classes);
+
+// Draws the confusion matrix as a PNG heat map of ConfusionPngSize:
+// common/class_charts.h's ConfusionHeatMap (each cell coloured by its
+// share of the true class's samples in the heat-map colours of
+// common/plot/style.h, the count written in the cell, class names along
+// both axes, a colour bar) with the per-class F1 of the matrix as bars
+// beside the rows, and `title` above. Returns INVALID_ARGUMENT for a
+// matrix that does not fit the names (or no classes), and the plotting or
+// file error (naming the path) otherwise.
 absl::Status WriteConfusionPng(const std::string& path,
                                const std::vector<std::string>& class_names,
                                const std::vector<std::vector<int64_t>>& confusion,
                                absl::string_view title);
+
+// Draws the per-class F1 of the confusion matrix (2 TP / (2 TP + FP + FN),
+// 0 for a class never true nor predicted) as a PNG of PerClassF1PngSize: a
+// horizontal bar per class, class names on the left, axis 0 to 1, the
+// value at each bar, `title` above. Errors as WriteConfusionPng.
+absl::Status WritePerClassF1Png(
+    const std::string& path, const std::vector<std::string>& class_names,
+    const std::vector<std::vector<int64_t>>& confusion,
+    absl::string_view title);
 
 }  // namespace sweepq::worker
 

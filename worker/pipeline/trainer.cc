@@ -75,18 +75,28 @@ struct Failure {
   absl::Status status;
 };
 
+// Turns CUDA autocast on or off: LibTorch 2.4 deprecated the device-less
+// call (scripts/check-libtorch2.sh compiles this against 2.x headers).
+void SetCudaAutocast(bool enabled) {
+#if TORCH_VERSION_MAJOR > 2 || (TORCH_VERSION_MAJOR == 2 && TORCH_VERSION_MINOR >= 4)
+  at::autocast::set_autocast_enabled(at::kCUDA, enabled);
+#else
+  at::autocast::set_enabled(enabled);
+#endif
+}
+
 // Mixed precision on CUDA for the scope of one forward pass.
 class AutocastScope {
  public:
   explicit AutocastScope(bool enabled) : enabled_(enabled) {
     if (!enabled_) return;
-    at::autocast::set_enabled(true);
+    SetCudaAutocast(true);
     at::autocast::increment_nesting();
   }
   ~AutocastScope() {
     if (!enabled_) return;
     if (at::autocast::decrement_nesting() == 0) at::autocast::clear_cache();
-    at::autocast::set_enabled(false);
+    SetCudaAutocast(false);
   }
   AutocastScope(const AutocastScope&) = delete;
   AutocastScope& operator=(const AutocastScope&) = delete;
@@ -106,7 +116,8 @@ void SetInteropThreadsOnce(int threads) {
       // Already set by the embedding program; checked below.
     }
   });
-  if (at::get_num_interop_threads() != threads) {
+  // int in LibTorch 1.x, size_t in 2.x.
+  if (static_cast<int>(at::get_num_interop_threads()) != threads) {
     LOG(WARNING) << "inter-op threads stay " << at::get_num_interop_threads()
                  << " (LibTorch sets them once per process), config asks "
                  << threads;
@@ -821,11 +832,18 @@ absl::Status TrainingRun::Finish() {
         WriteConfusionCsv(csv, dataset_.class_names, progress_.best_confusion));
     events_->Artifact("confusion.csv", csv);
     const std::string png = OutPath("confusion.png");
-    RETURN_IF_ERROR(WriteConfusionPng(
-        png, dataset_.class_names, progress_.best_confusion,
-        absl::StrCat("validation confusion, epoch ", progress_.best_epoch,
-                     " (", metric_, " ", progress_.best_value, ")")));
+    const std::string at_best = absl::StrCat(
+        "epoch ", progress_.best_epoch, " (", metric_, " ",
+        progress_.best_value, ")");
+    RETURN_IF_ERROR(WriteConfusionPng(png, dataset_.class_names,
+                                      progress_.best_confusion,
+                                      "validation confusion, " + at_best));
     events_->Artifact("confusion.png", png);
+    const std::string f1_png = OutPath("per_class_f1.png");
+    RETURN_IF_ERROR(WritePerClassF1Png(f1_png, dataset_.class_names,
+                                       progress_.best_confusion,
+                                       "validation per-class F1, " + at_best));
+    events_->Artifact("per_class_f1.png", f1_png);
   }
   const bool measured = progress_.best_epoch > 0;
   events_->Summary(measured ? progress_.best_epoch : progress_.epoch, metric_,

@@ -22,8 +22,8 @@
 //     after `patience` epochs without improvement.
 // With data.split full there is no validation: every epoch of
 // train.epochs runs and best.ckpt is the final model (written at the end).
-// At the end: confusion.csv and confusion.png of the best epoch (with
-// validation) and the summary event.
+// At the end: confusion.csv, confusion.png and per_class_f1.png of the best
+// epoch (with validation) and the summary event.
 //
 // Metrics of an epoch: train_loss (mean over samples), train_acc (share of
 // correct arg-max predictions; for a mixed batch lambda-weighted against
