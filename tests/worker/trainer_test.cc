@@ -208,8 +208,9 @@ train:
             2 * Field(epochs[0], "step").number_value());
 
   EXPECT_EQ(OfKind(run.events, "checkpoint").size() >= 2, true);
-  for (const char* file : {"config.json", "last.ckpt", "best.ckpt",
-                           "metrics.csv", "confusion.csv", "confusion.png"}) {
+  for (const char* file :
+       {"config.json", "last.ckpt", "best.ckpt", "metrics.csv",
+        "confusion.csv", "confusion.png", "per_class_f1.png"}) {
     EXPECT_TRUE(fs::is_regular_file(Out("run", file))) << file;
   }
   std::vector<std::string> artifacts;
@@ -217,9 +218,9 @@ train:
     artifacts.push_back(Field(a, "name").string_value());
     EXPECT_TRUE(fs::path(Field(a, "path").string_value()).is_absolute());
   }
-  EXPECT_THAT(artifacts,
-              ::testing::UnorderedElementsAre("config.json", "metrics.csv",
-                                              "confusion.csv", "confusion.png"));
+  EXPECT_THAT(artifacts, ::testing::UnorderedElementsAre(
+                             "config.json", "metrics.csv", "confusion.csv",
+                             "confusion.png", "per_class_f1.png"));
   // metrics.csv: a header and one row per epoch.
   absl::StatusOr<MetricsTable> table =
       MetricsTable::FromCsv(testing::ReadFileOrEmpty(Out("run", "metrics.csv")));

@@ -23,25 +23,6 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Sets the inter-op threads once per process: LibTorch refuses a second
-// call (and any call after parallel work started), e.g. after a training
-// run in the same process.
-void SetInteropThreadsOnce(int threads) {
-  static std::once_flag once;
-  std::call_once(once, [threads] {
-    try {
-      at::set_num_interop_threads(threads);
-    } catch (const c10::Error&) {
-      // Already set by the embedding program; reported below.
-    }
-  });
-  if (at::get_num_interop_threads() != threads) {
-    LOG(WARNING) << "inter-op threads stay " << at::get_num_interop_threads()
-                 << " (LibTorch sets them once per process), config asks "
-                 << threads;
-  }
-}
-
 // Returns the class names a source run's model predicts (see SourceModel).
 absl::StatusOr<std::vector<std::string>> SourceClassNames(
     const v1::RunConfig& config, const std::string& path,

@@ -105,25 +105,6 @@ class AutocastScope {
   const bool enabled_;
 };
 
-// Sets the inter-op threads once per process: LibTorch refuses a second
-// call (and any call after parallel work started).
-void SetInteropThreadsOnce(int threads) {
-  static std::once_flag once;
-  std::call_once(once, [threads] {
-    try {
-      at::set_num_interop_threads(threads);
-    } catch (const c10::Error&) {
-      // Already set by the embedding program; checked below.
-    }
-  });
-  // int in LibTorch 1.x, size_t in 2.x.
-  if (static_cast<int>(at::get_num_interop_threads()) != threads) {
-    LOG(WARNING) << "inter-op threads stay " << at::get_num_interop_threads()
-                 << " (LibTorch sets them once per process), config asks "
-                 << threads;
-  }
-}
-
 // The data set's identity: SHA-256 of the class names and of every sample's
 // path (relative to the root), person and label, in order.
 std::string DataFingerprint(const Dataset& dataset) {
@@ -930,6 +911,23 @@ int TrainResult::exit_code() const {
       return 3;
   }
   return 1;
+}
+
+void SetInteropThreadsOnce(int threads) {
+  static std::once_flag once;
+  std::call_once(once, [threads] {
+    try {
+      at::set_num_interop_threads(threads);
+    } catch (const c10::Error&) {
+      // Already set by the embedding program; checked below.
+    }
+  });
+  // int in LibTorch 1.x, size_t in 2.x.
+  if (static_cast<int>(at::get_num_interop_threads()) != threads) {
+    LOG(WARNING) << "inter-op threads stay " << at::get_num_interop_threads()
+                 << " (LibTorch sets them once per process), config asks "
+                 << threads;
+  }
 }
 
 TrainResult RunTraining(const TrainerOptions& options) {

@@ -114,6 +114,12 @@ struct TrainResult {
   int exit_code() const;
 };
 
+// Sets LibTorch's inter-op threads the first time it is called in a
+// process (LibTorch allows that once, before parallel work) and logs a
+// warning when a later call asks for another number. Shared by training
+// and jobs so that one process can run both.
+void SetInteropThreadsOnce(int threads);
+
 // Runs `options`' run to its end, writing events to options.events and
 // files to options.out_dir. Never throws; every failure is returned
 // classified and was written as an `error` event.
