@@ -279,6 +279,12 @@ threads: 1
 // faces should put most of its mass on the mask's box (as the generator
 // drew it, mapped through the face crop into the 48 x 64 input), far more
 // than the box's share of the picture.
+// The third block's ReLU (12 x 16 at 48 x 64), not the default last block
+// (6 x 8): the finer map separates the mask box from the face around it,
+// whose hair now carries gender and age cues (the mask-state model sees
+// them too).
+constexpr char kAttentionLayer[] = "features.10";
+
 TEST(GradCamTrainedTest, MapsOfMaskedFacesLieOnTheMask) {
   const auto start = std::chrono::steady_clock::now();
   testing::TempDir dir;
@@ -381,7 +387,7 @@ TEST(GradCamTrainedTest, MapsOfMaskedFacesLieOnTheMask) {
     if (!batch->has_value()) break;
     const Batch& b = **batch;
     absl::StatusOr<GradCamMaps> cam =
-        ComputeGradCam(*source->model, b.images, wear, "");
+        ComputeGradCam(*source->model, b.images, wear, kAttentionLayer);
     ASSERT_TRUE(cam.ok()) << cam.status();
     for (size_t i = 0; i < b.sample_indices.size(); ++i) {
       std::string path = dataset->samples[b.sample_indices[i]].path;
@@ -410,11 +416,13 @@ TEST(GradCamTrainedTest, MapsOfMaskedFacesLieOnTheMask) {
                                              start)
                    .count()
             << " s\n";
-  // (Measured when written: 0.60 of the mass on the lower face, 0.26 of
-  // the area; 0.48 on the mask box, 0.20 of the area.)
+  // (Measured when written: 0.59 of the mass on the lower face, 0.26 of
+  // the area; 0.43 on the mask box, 0.20 of the area; the peak on the
+  // lower face in 59 of 60 images. A map that ignored the mask would put
+  // about the area's share there.)
   EXPECT_GT(face_mass, 0.5);
   EXPECT_GT(face_mass, 2.0 * face_share);
-  EXPECT_GT(mask_mass, 2.0 * mask_share);
+  EXPECT_GT(mask_mass, 1.75 * mask_share);
   EXPECT_GE(on_lower_face.peaks, 0.75 * n);
 }
 

@@ -245,11 +245,16 @@ TEST_F(LoaderTest, KnownFaceBoxIsDecodedReducedWithTheSameCrop) {
   ASSERT_EQ(runs[0].size(), runs[1].size());
   for (size_t b = 0; b < runs[0].size(); ++b) {
     ASSERT_EQ(runs[0][b].images.sizes(), runs[1][b].images.sizes());
-    // The same region, filtered differently: close on average (a crop
-    // that missed the face box by a few pixels is far off).
-    const double diff =
-        (runs[0][b].images - runs[1][b].images).abs().mean().item<double>();
-    EXPECT_LT(diff, 0.15) << "batch " << b;
+    // The same region, filtered differently: closer on average than the
+    // same crop moved by one output pixel (about 5 source pixels), which
+    // is what a reduced decode that missed the box would look like.
+    const torch::Tensor& full = runs[1][b].images;
+    const double diff = (runs[0][b].images - full).abs().mean().item<double>();
+    const double shifted =
+        (full.roll(1, /*dims=*/3) - full).abs().mean().item<double>();
+    EXPECT_LT(diff, 0.75 * shifted) << "batch " << b;
+    std::cout << "batch " << b << ": reduced vs full " << diff
+              << ", full vs one pixel over " << shifted << "\n";
   }
 }
 

@@ -1,5 +1,7 @@
 #include "worker/pipeline/synthetic.h"
 
+#include <algorithm>
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
@@ -126,6 +128,49 @@ TEST(SyntheticTest, SmallSetsStillHoldEveryGenderAndAgeBand) {
     }
     EXPECT_EQ(pairs.size(), 6u) << "seed " << seed;
   }
+}
+
+double Luminance(const cv::Scalar& bgr) {
+  return 0.114 * bgr[0] + 0.587 * bgr[1] + 0.299 * bgr[2];
+}
+
+// The fixture's gender and age cues have no exceptions: hair shape follows
+// gender; hair and forehead lines follow the age band: dark and warm
+// without strands (< 30), dark with light strands (30-59), light without
+// strands (>= 60), the light hair at least 3x as bright as the dark (so
+// lighting, which varies about 3x, keeps white hair brighter than dark).
+TEST(SyntheticTest, GenderAndAgeCuesAreUnambiguous) {
+  const std::vector<SyntheticPerson> people = SampleSyntheticPeople(3000, 9);
+  double darkest_light = 255, lightest_dark = 0, darkest_streak = 255;
+  std::vector<int> seen(3, 0);
+  for (const SyntheticPerson& p : people) {
+    const SyntheticCues cues = SyntheticPersonCues(p);
+    const int band = AgeBand(p.age, kDefaultAgeBounds);
+    ++seen[band];
+    EXPECT_EQ(cues.long_hair, p.gender == static_cast<int>(Gender::kFemale))
+        << p.folder;
+    EXPECT_EQ(cues.forehead_lines, (std::vector<int>{0, 2, 3})[band])
+        << p.folder;
+    EXPECT_EQ(cues.eye_and_mouth_lines, band == 2) << p.folder;
+    EXPECT_EQ(cues.streaks, band == 1) << p.folder;
+    const double y = Luminance(cues.hair);
+    if (band == 2) {
+      darkest_light = std::min(darkest_light, y);
+      EXPECT_LT(std::abs(cues.hair[2] - cues.hair[0]), 20) << p.folder;
+    } else {
+      lightest_dark = std::max(lightest_dark, y);
+      EXPECT_GT(cues.hair[2] - cues.hair[0], 3) << p.folder << ": warm";
+    }
+    if (cues.streaks) {
+      darkest_streak = std::min(darkest_streak, Luminance(cues.streak));
+    }
+  }
+  ASSERT_GT(seen[2], 100);
+  EXPECT_GT(darkest_light, 3 * lightest_dark);
+  EXPECT_GT(darkest_streak, 2.5 * lightest_dark);
+  // Same person => same cues.
+  EXPECT_EQ(SyntheticPersonCues(people[0]).hair,
+            SyntheticPersonCues(people[0]).hair);
 }
 
 TEST(SyntheticTest, RegionsPlaceTheMaskByState) {

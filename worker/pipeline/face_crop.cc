@@ -73,7 +73,8 @@ class HaarFaceDetector : public FaceDetector {
   std::string name() const override { return "haar"; }
   std::string settings_key() const override {
     return absl::StrCat("haar(", fs::path(path_).filename().string(),
-                        ",sf=1.1,mn=", kMinNeighbors, ",min=1/10,eq)");
+                        ",sf=1.1,mn=", kMinNeighbors,
+                        ",min=1/10,eq,max=", kHaarMaxSide, ",best=support)");
   }
 
   absl::StatusOr<std::optional<Detection>> Detect(
@@ -81,6 +82,7 @@ class HaarFaceDetector : public FaceDetector {
     RETURN_IF_ERROR(CheckImage(image));
     std::vector<cv::Rect> boxes;
     std::vector<int> neighbours;
+    double scale = 1.0;
     try {
       cv::Mat gray;
       if (image.channels() == 3) {
@@ -88,27 +90,58 @@ class HaarFaceDetector : public FaceDetector {
       } else {
         gray = image;
       }
-      cv::equalizeHist(gray, gray);
+      // Detect on a reduced copy; the box is mapped back below.
+      const int longer = std::max(gray.cols, gray.rows);
+      if (longer > kHaarMaxSide) {
+        scale = static_cast<double>(longer) / kHaarMaxSide;
+        const cv::Size reduced(
+            std::max(1, static_cast<int>(std::lround(gray.cols / scale))),
+            std::max(1, static_cast<int>(std::lround(gray.rows / scale))));
+        cv::Mat small;
+        cv::resize(gray, small, reduced, 0, 0, cv::INTER_AREA);
+        gray = small;
+      }
+      // Into a new matrix: `gray` may share the caller's pixels.
+      cv::Mat equalized;
+      cv::equalizeHist(gray, equalized);
+      gray = equalized;
       const int min_side = std::max(24, std::min(gray.cols, gray.rows) / 10);
       // A CascadeClassifier keeps per-call state, so each concurrent call
       // borrows its own from the pool (loader threads detect in parallel).
       ASSIGN_OR_RETURN(std::unique_ptr<cv::CascadeClassifier> cascade,
                        Borrow());
-      cascade->detectMultiScale(gray, boxes, neighbours, 1.1, kMinNeighbors,
-                                0, cv::Size(min_side, min_side));
+      cascade->detectMultiScale(gray, boxes, neighbours, 1.1, kMinNeighbors, 0,
+                                cv::Size(min_side, min_side));
       absl::MutexLock lock(&mu_);
       idle_.push_back(std::move(cascade));
     } catch (const cv::Exception& e) {
       return absl::InternalError(absl::StrCat("haar detection: ", e.what()));
     }
     if (boxes.empty()) return std::optional<Detection>();
+    // The best-supported box (most merged neighbour detections), the
+    // larger on a tie: on a reduced image a false, larger box can pass the
+    // threshold next to the real face.
+    auto support = [&](size_t i) {
+      return i < neighbours.size() ? neighbours[i] : kMinNeighbors;
+    };
     size_t best = 0;
     for (size_t i = 1; i < boxes.size(); ++i) {
-      if (boxes[i].area() > boxes[best].area()) best = i;
+      if (support(i) > support(best) ||
+          (support(i) == support(best) &&
+           boxes[i].area() > boxes[best].area())) {
+        best = i;
+      }
     }
-    const int n = best < neighbours.size() ? neighbours[best] : kMinNeighbors;
-    return std::optional<Detection>(
-        Detection{boxes[best], std::min(1.0, n / 10.0)});
+    const int n = support(best);
+    const cv::Rect& b = boxes[best];
+    const cv::Rect box =
+        cv::Rect(static_cast<int>(std::lround(b.x * scale)),
+                 static_cast<int>(std::lround(b.y * scale)),
+                 static_cast<int>(std::lround(b.width * scale)),
+                 static_cast<int>(std::lround(b.height * scale))) &
+        cv::Rect(0, 0, image.cols, image.rows);
+    if (box.empty()) return std::optional<Detection>();
+    return std::optional<Detection>(Detection{box, std::min(1.0, n / 10.0)});
   }
 
  private:
@@ -323,6 +356,19 @@ cv::Rect PadAndClampBox(const cv::Rect& box, cv::Size image_size, int pad_x,
   return padded & cv::Rect(0, 0, image_size.width, image_size.height);
 }
 
+cv::Rect ExpandDetectedBox(const cv::Rect& box, cv::Size image_size,
+                           const FaceCropOptions& options) {
+  const double left = box.x - options.margin_x * box.width;
+  const double right = box.x + box.width * (1 + options.margin_x);
+  const double top = box.y - options.margin_top * box.height;
+  const double bottom = box.y + box.height * (1 + options.margin_bottom);
+  const cv::Rect grown(static_cast<int>(std::lround(left)),
+                       static_cast<int>(std::lround(top)),
+                       static_cast<int>(std::lround(right - left)),
+                       static_cast<int>(std::lround(bottom - top)));
+  return PadAndClampBox(grown, image_size, options.pad_x, options.pad_y);
+}
+
 absl::StatusOr<std::unique_ptr<DetectionCache>> DetectionCache::Open(
     const std::string& dir, absl::string_view settings_key) {
   std::error_code ec;
@@ -410,9 +456,10 @@ std::string ChainSettingsKey(
   for (const auto& detector : detectors) {
     parts.push_back(detector->settings_key());
   }
-  return absl::StrCat(absl::StrJoin(parts, ">"),
-                      ";min_conf=", options.min_confidence,
-                      ";pad=", options.pad_x, "x", options.pad_y);
+  return absl::StrCat(
+      absl::StrJoin(parts, ">"), ";min_conf=", options.min_confidence,
+      ";margin=", options.margin_x, ",", options.margin_top, ",",
+      options.margin_bottom, ";pad=", options.pad_x, "x", options.pad_y);
 }
 
 absl::StatusOr<std::unique_ptr<FaceCropper>> FaceCropper::Create(
@@ -465,8 +512,7 @@ std::optional<FaceCrop> FaceCropper::AcceptDetection(
   crop.source = detector.name();
   crop.box = crop.source == "fixed"
                  ? (found.box & whole)
-                 : PadAndClampBox(found.box, whole.size(), options_.pad_x,
-                                  options_.pad_y);
+                 : ExpandDetectedBox(found.box, whole.size(), options_);
   if (crop.box.empty()) return std::nullopt;
   if (cache_ != nullptr && !content_hash.empty()) {
     cache_->Insert(content_hash, crop);

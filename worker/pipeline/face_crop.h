@@ -1,6 +1,7 @@
-// Face crop: finds the face box of an image with a chain of detectors, pads
-// it and clamps it to the image, and caches the result per image content so
-// detection runs once per image and host, never once per epoch.
+// Face crop: finds the face box of an image with a chain of detectors, grows
+// it by a margin (hair) and padding and clamps it to the image, and caches the
+// result per image content so detection runs once per image and host, never
+// once per epoch.
 //
 //   FaceDetector        one detector (interface); built by MakeFaceDetector:
 //                         haar   OpenCV's frontal-face Haar cascade (Debian's
@@ -39,6 +40,12 @@ namespace sweepq::worker {
 // The image size the crop settings (fixed box, padding) are expressed in.
 inline constexpr int kCropReferenceWidth = 384;
 inline constexpr int kCropReferenceHeight = 512;
+
+// The Haar detector looks for faces on a copy of the image scaled so that
+// its longer side is at most this many pixels: a face in a portrait is
+// large, and the cascade's time grows with the pixels (a 384 x 512 image
+// takes about a third of the time at 240 x 320).
+inline constexpr int kHaarMaxSide = 320;
 
 // Where Debian's opencv-data package puts the frontal-face cascade.
 inline constexpr char kDefaultHaarCascade[] =
@@ -84,8 +91,18 @@ struct FaceCropOptions {
   std::vector<std::string> detectors = {"haar", "fixed"};
   // Minimum confidence for a detector's box to win.
   double min_confidence = 0.5;
-  // Padding added on each side of a detected box, in pixels of a 384 x 512
-  // image (scaled to the image). Not applied to the fixed box.
+  // Margin added around a detected box before the padding, as shares of
+  // the box: margin_x of its width left and right, margin_top and
+  // margin_bottom of its height above and below. Face detectors box the
+  // face from the brows to the chin; the margin brings in the hair above
+  // and beside it (where gender and age show) at any face size, which a
+  // padding in pixels cannot. Not applied to the fixed box.
+  double margin_x = 0.2;
+  double margin_top = 0.3;
+  double margin_bottom = 0.1;
+  // Padding added on each side of a detected box (after the margin), in
+  // pixels of a 384 x 512 image (scaled to the image). Not applied to the
+  // fixed box.
   int pad_x = 20;
   int pad_y = 30;
   // Fallback box on a 384 x 512 image.
@@ -104,7 +121,10 @@ FaceCropOptions FaceCropOptionsFromConfig(const v1::CropConfig& config,
                                           const std::string& default_cache_dir);
 
 // Builds the detector `name` of `options`:
-//   haar:  the cascade in options.haar_cascade; the largest face; confidence
+//   haar:  the cascade in options.haar_cascade, run on a copy of the image
+//          scaled down to at most kHaarMaxSide pixels on its longer side
+//          (the box is mapped back); the face with the most merged
+//          neighbour detections (the larger on a tie); confidence
 //          = min(1, merged neighbour detections / 10), so every box the
 //          cascade accepts (>= 5 neighbours) has >= 0.5. Returns NOT_FOUND
 //          naming the file and the opencv-data package when it is missing,
@@ -123,6 +143,13 @@ absl::StatusOr<std::unique_ptr<FaceDetector>> MakeFaceDetector(
 // to `image_size`) on each side and clamped to the image.
 cv::Rect PadAndClampBox(const cv::Rect& box, cv::Size image_size, int pad_x,
                         int pad_y);
+
+// Returns the crop of a detected face `box` on an image of `image_size`:
+// grown by options.margin_x / margin_top / margin_bottom (shares of the
+// box), then by options.pad_x / pad_y (PadAndClampBox), clamped to the
+// image.
+cv::Rect ExpandDetectedBox(const cv::Rect& box, cv::Size image_size,
+                           const FaceCropOptions& options);
 
 // The crop chosen for one image.
 struct FaceCrop {
@@ -216,7 +243,7 @@ class FaceCropper {
   int64_t cache_hits() const;
 
   // Returns the cache key of this chain: every detector's settings_key, the
-  // confidence threshold and the padding.
+  // confidence threshold, the margin and the padding.
   const std::string& settings_key() const { return settings_key_; }
 
  private:
@@ -228,7 +255,8 @@ class FaceCropper {
   // counting the hit.
   std::optional<FaceCrop> CachedCrop(const cv::Rect& whole,
                                      const std::string& content_hash);
-  // Returns the crop of `detector`'s `found` box (padded unless fixed), or
+  // Returns the crop of `detector`'s `found` box (ExpandDetectedBox unless
+  // fixed), or
   // std::nullopt when it is empty; caches and counts it.
   std::optional<FaceCrop> AcceptDetection(const FaceDetector& detector,
                                           const Detection& found,

@@ -30,7 +30,6 @@ constexpr double kFemaleShare = 0.61;
 constexpr double kBandShares[] = {0.46, 0.47, 0.07};
 constexpr double kRepeatedIdShare = 0.04;
 constexpr double kJpegExtensionShare = 0.1;
-constexpr double kSwappedHairShare = 0.08;
 
 uint64_t SplitMix64(uint64_t x) {
   x += 0x9E3779B97F4A7C15ULL;
@@ -112,19 +111,39 @@ cv::Scalar Jitter(const cv::Scalar& c, double amount, Rng* rng) {
       std::clamp(c[2] + rng->Uniform(-amount, amount), 0.0, 255.0));
 }
 
-// The person's fixed look, drawn from the person's seed.
+// The person's fixed look, drawn from the person's seed. The gender and
+// age cues are unambiguous (the data set is a test fixture that a small
+// model must be able to learn) and large enough to survive a 48 x 64
+// crop: gender = hair shape, age band = hair colour and texture plus
+// forehead lines.
 struct Look {
   cv::Scalar skin, hair, lips, clothes, eyes;
+  // 30-59: light grey streaks through dark hair ("salt and pepper").
+  bool streaks = false;
+  cv::Scalar streak;
   bool long_hair = false;
-  bool bald_top = false;
   bool glasses = false;
   double face_ratio = 1.3;
   int brow_thickness = 3;
   int forehead_lines = 0;
   bool eye_lines = false;
   bool mouth_lines = false;
-  double line_darkness = 0.8;
 };
+
+// Hair by age band: dark and warm below 30; dark with light grey streaks
+// for 30-59; white or silver from 60. Lighting scales the whole picture
+// by up to about 3x from one image to another, so the bands differ in
+// what a gain cannot change: uniform dark vs striped vs uniform light
+// (white stays lighter than dark hair under any two lightings).
+void SetHair(int band, Rng* rng, Look* look) {
+  static const std::array<cv::Scalar, 4> kDark = {
+      Bgr(20, 24, 38), Bgr(28, 42, 68), Bgr(30, 50, 88), Bgr(24, 34, 80)};
+  static const std::array<cv::Scalar, 3> kLight = {
+      Bgr(228, 228, 230), Bgr(210, 210, 214), Bgr(240, 240, 242)};
+  look->hair = Jitter(band == 2 ? rng->Pick(kLight) : rng->Pick(kDark), 6, rng);
+  look->streaks = band == 1;
+  look->streak = Jitter(Bgr(205, 205, 208), 8, rng);
+}
 
 Look MakeLook(const SyntheticPerson& person) {
   Rng rng(MixSeed(person.seed, 0x100C));
@@ -135,45 +154,21 @@ Look MakeLook(const SyntheticPerson& person) {
       Bgr(170, 200, 235), Bgr(140, 175, 220), Bgr(115, 150, 200),
       Bgr(90, 125, 175), Bgr(150, 185, 225)};
   look.skin = Jitter(rng.Pick(kSkins), 12, &rng);
-  if (band == 2) {
-    static const std::array<cv::Scalar, 3> kOld = {
-        Bgr(200, 200, 205), Bgr(170, 172, 175), Bgr(230, 230, 232)};
-    look.hair = rng.Chance(0.85) ? rng.Pick(kOld) : Bgr(70, 70, 75);
-  } else {
-    static const std::array<cv::Scalar, 5> kYoung = {
-        Bgr(25, 25, 30), Bgr(30, 45, 70), Bgr(20, 35, 55), Bgr(60, 110, 160),
-        Bgr(40, 60, 120)};
-    look.hair = rng.Pick(kYoung);
-    if (band == 1 && rng.Chance(0.25)) look.hair = Bgr(110, 110, 115);
-  }
-  look.hair = Jitter(look.hair, 10, &rng);
-  look.long_hair = female != rng.Chance(kSwappedHairShare);
-  look.bald_top = !female && band == 2 && rng.Chance(0.35);
+  SetHair(band, &rng, &look);
+  look.long_hair = female;
   look.glasses = rng.Chance(0.15);
   look.face_ratio = rng.Uniform(1.22, 1.38);
-  look.brow_thickness = female ? rng.Int(2, 3) : rng.Int(3, 5);
+  look.brow_thickness = female ? rng.Int(2, 3) : rng.Int(4, 5);
   look.lips = female && rng.Chance(0.6) ? Jitter(Bgr(70, 60, 190), 15, &rng)
                                         : Scale(look.skin, 0.75);
   look.clothes =
       Bgr(rng.Uniform(20, 230), rng.Uniform(20, 230), rng.Uniform(20, 230));
   look.eyes = Jitter(Bgr(40, 45, 50), 15, &rng);
-  switch (band) {
-    case 0:
-      look.forehead_lines = rng.Chance(0.1) ? 1 : 0;
-      look.line_darkness = 0.9;
-      break;
-    case 1:
-      look.forehead_lines = person.age >= 45 ? rng.Int(1, 2) : rng.Int(0, 1);
-      look.eye_lines = person.age >= 50 && rng.Chance(0.5);
-      look.line_darkness = 0.82;
-      break;
-    default:
-      look.forehead_lines = rng.Int(3, 4);
-      look.eye_lines = true;
-      look.mouth_lines = true;
-      look.line_darkness = 0.7;
-      break;
-  }
+  // Forehead lines: none below 30, two for 30-59, three from 60 with lines
+  // around the eyes and the mouth.
+  look.forehead_lines = band == 0 ? 0 : (band == 1 ? 2 : 3);
+  look.eye_lines = band == 2;
+  look.mouth_lines = band == 2;
   return look;
 }
 
@@ -193,6 +188,44 @@ class Layer {
     cv::ellipse(color_, c, a, angle, start, end, color, cv::FILLED,
                 cv::LINE_AA);
     cv::ellipse(alpha_, c, a, angle, start, end, cv::Scalar(255), cv::FILLED,
+                cv::LINE_AA);
+  }
+  // A filled ellipse (or sector) of hair: `color`, with vertical `streak`
+  // strands every `spacing` pixels (from `phase`) when `streaks`, and a
+  // darker edge along its curved outline.
+  void Hair(cv::Point2d center, cv::Size2d axes, double start, double end,
+            const cv::Scalar& color, bool streaks, const cv::Scalar& streak,
+            double spacing, double phase) {
+    Ellipse(center, axes, 0, start, end, color);
+    const cv::Point c = ToPoint(center);
+    const cv::Size a(static_cast<int>(std::lround(axes.width)),
+                     static_cast<int>(std::lround(axes.height)));
+    if (streaks) {
+      const cv::Rect roi = cv::Rect(c.x - a.width, c.y - a.height,
+                                    2 * a.width + 1, 2 * a.height + 1) &
+                           cv::Rect(0, 0, color_.cols, color_.rows);
+      if (!roi.empty()) {
+        cv::Mat inside(roi.size(), CV_8UC1, cv::Scalar(0));
+        cv::ellipse(inside, c - roi.tl(), a, 0, start, end, cv::Scalar(255),
+                    cv::FILLED);
+        cv::Mat strands(roi.size(), CV_8UC1, cv::Scalar(0));
+        const int width = std::max(2, static_cast<int>(spacing * 0.4));
+        for (double x = phase - spacing; x < roi.width + spacing;
+             x += spacing) {
+          const int x0 = static_cast<int>(std::lround(x));
+          cv::line(strands, {x0, 0}, {x0 + width, roi.height}, cv::Scalar(255),
+                   width);
+        }
+        cv::bitwise_and(strands, inside, strands);
+        cv::Mat target = color_(roi);
+        target.setTo(streak, strands);
+      }
+    }
+    const int edge =
+        std::max(2, static_cast<int>(std::lround(axes.width / 14)));
+    cv::ellipse(color_, c, a, 0, start, end, Scale(color, 0.55), edge,
+                cv::LINE_AA);
+    cv::ellipse(alpha_, c, a, 0, start, end, cv::Scalar(255), edge,
                 cv::LINE_AA);
   }
   void Poly(const std::vector<cv::Point2d>& points, const cv::Scalar& color) {
@@ -310,6 +343,18 @@ std::vector<cv::Point2d> BoxCorners(double x0, double y0, double x1,
 
 }  // namespace
 
+SyntheticCues SyntheticPersonCues(const SyntheticPerson& person) {
+  const Look look = MakeLook(person);
+  SyntheticCues cues;
+  cues.long_hair = look.long_hair;
+  cues.hair = look.hair;
+  cues.streaks = look.streaks;
+  cues.streak = look.streak;
+  cues.forehead_lines = look.forehead_lines;
+  cues.eye_and_mouth_lines = look.eye_lines && look.mouth_lines;
+  return cues;
+}
+
 std::vector<SyntheticPerson> SampleSyntheticPeople(int count, uint64_t seed) {
   Rng rng(MixSeed(seed, 0x9E09));
   std::vector<SyntheticPerson> people;
@@ -378,16 +423,24 @@ cv::Mat RenderSyntheticImage(const SyntheticPerson& person, MaskState mask,
   const cv::Point2d c(kSyntheticWidth / 2.0 + rng.Uniform(-45, 45),
                       215 + rng.Uniform(-45, 40));
   const double tilt = rng.Uniform(-12, 12);
-  const bool female_style = look.long_hair;
+  const bool long_hair = look.long_hair;
 
   Layer layer(kSyntheticWidth, kSyntheticHeight);
   const cv::Scalar hair = Jitter(look.hair, 4, &rng);
   const cv::Scalar skin_shadow = Scale(look.skin, 0.85);
-  // Hair behind the head: long hair falls to the shoulders.
-  if (female_style) {
-    layer.Ellipse({c.x, c.y + 0.2 * b}, {1.3 * a, 1.15 * b}, 0, 0, 360, hair);
-  } else if (!look.bald_top) {
-    layer.Ellipse({c.x, c.y - 0.18 * b}, {1.07 * a, 0.92 * b}, 0, 0, 360, hair);
+  // Hair behind the head: long hair falls past the jaw to the shoulders,
+  // short hair is a cap that ends above the ears.
+  const double spacing = 0.2 * a;
+  const double phase = rng.Uniform(0, spacing);
+  auto draw_hair = [&](cv::Point2d center, cv::Size2d axes, double start,
+                       double end) {
+    layer.Hair(center, axes, start, end, hair, look.streaks, look.streak,
+               spacing, phase);
+  };
+  if (long_hair) {
+    draw_hair({c.x, c.y + 0.35 * b}, {1.4 * a, 1.32 * b}, 0, 360);
+  } else {
+    draw_hair({c.x, c.y - 0.22 * b}, {1.07 * a, 0.88 * b}, 0, 360);
   }
   // Shoulders and neck in front of the long hair.
   layer.Ellipse({c.x, c.y + b + 1.6 * a}, {2.3 * a, 1.5 * a}, 0, 0, 360,
@@ -401,23 +454,22 @@ cv::Mat RenderSyntheticImage(const SyntheticPerson& person, MaskState mask,
   layer.Ellipse({c.x + 0.98 * a, c.y}, {0.16 * a, 0.28 * b}, 0, 0, 360,
                 skin_shadow);
   layer.Ellipse(c, {a, b}, 0, 0, 360, look.skin);
-  // Hair on top (fringe) and, for long hair, locks framing the face.
-  if (look.bald_top) {
-    layer.Ellipse({c.x - 0.9 * a, c.y - 0.3 * b}, {0.2 * a, 0.35 * b}, 0, 0,
-                  360, hair);
-    layer.Ellipse({c.x + 0.9 * a, c.y - 0.3 * b}, {0.2 * a, 0.35 * b}, 0, 0,
-                  360, hair);
-  } else {
-    layer.Ellipse({c.x, c.y - 0.5 * b}, {1.0 * a, 0.52 * b}, 0, 180, 360, hair);
+  // Hair on top (fringe) leaving a forehead, and, for long hair, locks
+  // over the ears framing the face down to the jaw.
+  draw_hair({c.x, c.y - 0.62 * b}, {1.0 * a, 0.45 * b}, 180, 360);
+  if (long_hair) {
+    // The locks fall in front of the shoulders, so the shape shows against
+    // the clothes whatever the background.
+    for (int side : {-1, 1}) {
+      draw_hair({c.x + side * 0.95 * a, c.y + 0.4 * b}, {0.25 * a, 1.05 * b}, 0,
+                360);
+    }
   }
-  if (female_style) {
-    layer.Ellipse({c.x - 0.93 * a, c.y + 0.05 * b}, {0.2 * a, 0.75 * b}, 0, 0,
-                  360, hair);
-    layer.Ellipse({c.x + 0.93 * a, c.y + 0.05 * b}, {0.2 * a, 0.75 * b}, 0, 0,
-                  360, hair);
-  }
-  // Brows, eyes, nose, mouth.
-  const cv::Scalar line_color = Scale(look.skin, look.line_darkness);
+  // Brows, eyes, nose, mouth; age lines thick enough to survive a 48 x 64
+  // crop (about 1 pixel there).
+  const cv::Scalar line_color = Scale(look.skin, 0.55);
+  const int line_thickness =
+      std::max(2, static_cast<int>(std::lround(0.04 * b)));
   for (int side : {-1, 1}) {
     layer.Line({c.x + side * 0.15 * a, c.y - 0.3 * b},
                {c.x + side * 0.62 * a, c.y - 0.33 * b}, Scale(hair, 0.6),
@@ -427,12 +479,12 @@ cv::Mat RenderSyntheticImage(const SyntheticPerson& person, MaskState mask,
     layer.Circle(eye, 0.07 * a, look.eyes, cv::FILLED);
     if (look.eye_lines) {
       for (int k = 0; k < 2; ++k) {
-        layer.Line({c.x + side * 0.58 * a, c.y - 0.13 * b + k * 0.06 * b},
-                   {c.x + side * 0.72 * a, c.y - 0.17 * b + k * 0.1 * b},
-                   line_color, 1);
+        layer.Line({c.x + side * 0.58 * a, c.y - 0.13 * b + k * 0.07 * b},
+                   {c.x + side * 0.74 * a, c.y - 0.17 * b + k * 0.12 * b},
+                   line_color, line_thickness);
       }
-      layer.Arc({eye.x, eye.y + 0.1 * b}, {0.14 * a, 0.04 * b}, 20, 160,
-                line_color, 1);
+      layer.Arc({eye.x, eye.y + 0.1 * b}, {0.15 * a, 0.05 * b}, 20, 160,
+                line_color, line_thickness);
     }
     if (look.glasses) {
       layer.Circle(eye, 0.26 * a, Bgr(30, 30, 30), 2);
@@ -442,24 +494,30 @@ cv::Mat RenderSyntheticImage(const SyntheticPerson& person, MaskState mask,
     layer.Line({c.x - 0.12 * a, c.y - 0.15 * b},
                {c.x + 0.12 * a, c.y - 0.15 * b}, Bgr(30, 30, 30), 2);
   }
+  // Forehead lines between the brows (0.33 b above the centre) and the
+  // fringe (0.62 b above it).
   for (int k = 0; k < look.forehead_lines; ++k) {
-    const double y = c.y - 0.5 * b - k * 0.08 * b;
-    layer.Arc({c.x, y + 0.3 * a}, {0.5 * a, 0.3 * a}, 210, 330, line_color, 2);
+    const double y = c.y - 0.42 * b - k * 0.075 * b;
+    layer.Arc({c.x, y + 0.25 * a}, {0.48 * a, 0.25 * a}, 215, 325, line_color,
+              line_thickness);
   }
+  // A shaded nose with dark nostrils: what shows above an incorrectly
+  // worn mask, drawn large enough to survive a 48 x 64 crop.
   layer.Poly({{c.x, c.y - 0.1 * b},
-              {c.x - 0.13 * a, c.y + 0.22 * b},
-              {c.x + 0.13 * a, c.y + 0.22 * b}},
-             skin_shadow);
-  layer.Ellipse({c.x - 0.06 * a, c.y + 0.21 * b}, {0.035 * a, 0.02 * b}, 0, 0,
-                360, Scale(look.skin, 0.5));
-  layer.Ellipse({c.x + 0.06 * a, c.y + 0.21 * b}, {0.035 * a, 0.02 * b}, 0, 0,
-                360, Scale(look.skin, 0.5));
+              {c.x - 0.16 * a, c.y + 0.23 * b},
+              {c.x + 0.16 * a, c.y + 0.23 * b}},
+             Scale(look.skin, 0.72));
+  for (int side : {-1, 1}) {
+    layer.Ellipse({c.x + side * 0.07 * a, c.y + 0.21 * b},
+                  {0.055 * a, 0.035 * b}, 0, 0, 360, Scale(look.skin, 0.35));
+  }
   layer.Ellipse({c.x, c.y + 0.45 * b}, {0.3 * a, 0.07 * b}, 0, 0, 360,
                 look.lips);
   if (look.mouth_lines) {
     for (int side : {-1, 1}) {
       layer.Line({c.x + side * 0.2 * a, c.y + 0.2 * b},
-                 {c.x + side * 0.38 * a, c.y + 0.5 * b}, line_color, 2);
+                 {c.x + side * 0.38 * a, c.y + 0.5 * b}, line_color,
+                 line_thickness);
     }
   }
 
@@ -469,10 +527,12 @@ cv::Mat RenderSyntheticImage(const SyntheticPerson& person, MaskState mask,
     double top = 0.02;
     if (mask == MaskState::kIncorrect) top = rng.Chance(0.25) ? 0.58 : 0.33;
     outline = MaskOutline(c, a, b, top, 0.92);
+    // White, light blue, black, grey, pink, navy and mint: none of them a
+    // skin tone, so a worn mask never passes for a bare face.
     static const std::array<cv::Scalar, 7> kMasks = {
         Bgr(245, 245, 245), Bgr(230, 200, 150), Bgr(35, 35, 35),
         Bgr(160, 160, 160), Bgr(200, 170, 240), Bgr(120, 90, 40),
-        Bgr(190, 215, 225)};
+        Bgr(190, 225, 150)};
     const cv::Scalar color = Jitter(rng.Pick(kMasks), 12, &rng);
     const cv::Scalar seam = Scale(color, color[0] > 100 ? 0.8 : 1.6);
     // Ear loops first, then the mask over them.
@@ -542,8 +602,8 @@ cv::Mat RenderSyntheticImage(const SyntheticPerson& person, MaskState mask,
   }
 
   if (regions != nullptr) {
-    const double hair_top = female_style ? 1.0 : 1.1;
-    const double side = female_style ? 1.32 : 1.14;
+    const double hair_top = 1.1;
+    const double side = long_hair ? 1.4 : 1.14;
     regions->face = TransformedBox(
         BoxCorners(c.x - side * a, c.y - hair_top * b, c.x + side * a, c.y + b),
         affine);

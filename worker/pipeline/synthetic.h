@@ -6,10 +6,18 @@
 //   - mask state: wear (mask1..mask5) = a mask over nose and mouth;
 //     incorrect (incorrect_mask) = a mask over mouth and chin, the nose
 //     bare (a quarter of them pulled down to the chin only); normal = none;
-//   - gender: hair shape (short cap vs long hair framing the face; about 8%
-//     of people wear the other style) and eyebrow weight;
-//   - age band: hair colour (grey / white mostly for >= 60) and lines on the
-//     forehead and around eyes and mouth (none, a few, many).
+//     mask colours are never skin tones;
+//   - gender: hair shape, with no exceptions: women have long hair with
+//     locks over the ears falling in front of the shoulders, men a short
+//     cap above visible ears; hair has a darker edge so its shape shows on
+//     any background; brows are heavier on men;
+//   - age band: hair (dark and warm < 30; dark with light grey streaks
+//     30-59; white or silver >= 60: told apart by texture and by dark vs
+//     light, which a lighting gain cannot turn into each other) and thick
+//     forehead lines (none, two, three, plus lines around eyes and mouth
+//     from 60).
+// The data set is a test fixture, so these cues are unambiguous and large
+// enough to survive a crop resized to 48 x 64 (a real photo's are not).
 // People follow the real task's balance: about 61% female and age bands
 // about 46% / 47% / 7% (>= 60 rare); ids repeat now and then as in the real
 // data. Everything is derived from the seed: same options => byte-equal
@@ -59,6 +67,24 @@ struct SyntheticRegions {
   // every mask state.
   cv::Rect lower_face;
 };
+
+// The gender and age cues one person is drawn with (see the top comment).
+struct SyntheticCues {
+  // Long hair past the jaw (women) or a short cap (men).
+  bool long_hair = false;
+  // Hair colour (BGR) before lighting.
+  cv::Scalar hair;
+  // Light strands through the hair (30-59) and their colour.
+  bool streaks = false;
+  cv::Scalar streak;
+  // Forehead lines: 0 (< 30), 2 (30-59) or 3 (>= 60).
+  int forehead_lines = 0;
+  // Lines around the eyes and the mouth (>= 60).
+  bool eye_and_mouth_lines = false;
+};
+
+// Returns the cues `person` is drawn with. Deterministic.
+SyntheticCues SyntheticPersonCues(const SyntheticPerson& person);
 
 // Returns `count` people drawn from `seed` with the balance described
 // above. When count >= 6 every gender x age band pair (default bounds)
