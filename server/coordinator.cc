@@ -1,6 +1,8 @@
 #include "server/coordinator.h"
 
 #include <algorithm>
+#include <memory>
+#include <optional>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -392,32 +394,41 @@ bool Coordinator::WaitForQueueChange(uint64_t seen, absl::Duration max_wait) {
   return !shutting_down_;
 }
 
-absl::StatusOr<sweepq::v1::LeaseResponse> Coordinator::TryLease(
-    int64_t team_id, const sweepq::v1::LeaseRequest& request) {
+sweepq::v1::LeaseResponse Coordinator::EmptyLeaseResponse() const {
   sweepq::v1::LeaseResponse response;
   response.set_heartbeat_interval_ms(options_.lease_ttl_ms / 3);
   response.set_directive(sweepq::v1::DIRECTIVE_CONTINUE);
-  ASSIGN_OR_RETURN(sweepq::v1::Worker worker,
-                   store_->GetWorker(team_id, request.worker_id()));
-  if (worker.state() == sweepq::v1::WORKER_STATE_DRAINING) {
+  return response;
+}
+
+absl::StatusOr<std::optional<sweepq::v1::LeaseResponse>>
+Coordinator::CheckLeasingWorker(int64_t team_id,
+                                const sweepq::v1::LeaseRequest& request,
+                                sweepq::v1::Worker* worker) {
+  ASSIGN_OR_RETURN(*worker, store_->GetWorker(team_id, request.worker_id()));
+  if (worker->state() == sweepq::v1::WORKER_STATE_DRAINING) {
+    sweepq::v1::LeaseResponse response = EmptyLeaseResponse();
     response.set_directive(sweepq::v1::DIRECTIVE_DRAIN);
     return response;
   }
-  if (worker.state() == sweepq::v1::WORKER_STATE_QUARANTINED) {
+  if (worker->state() == sweepq::v1::WORKER_STATE_QUARANTINED) {
     return absl::FailedPreconditionError(absl::StrCat(
-        "worker ", worker.worker_id(), " is quarantined (",
-        worker.quarantine_reason(),
-        "); a teammate can run `sweepq workers clear ", worker.worker_id(),
+        "worker ", worker->worker_id(), " is quarantined (",
+        worker->quarantine_reason(),
+        "); a teammate can run `sweepq workers clear ", worker->worker_id(),
         "` once the host is fixed"));
   }
-  std::vector<std::string> datasets(worker.datasets().begin(),
-                                    worker.datasets().end());
-  ASSIGN_OR_RETURN(std::optional<store::LeaseGrant> grant,
-                   store_->LeaseRun(team_id, worker.worker_id(), datasets,
-                                    clock_->NowMs(), options_.lease_ttl_ms));
+  return std::nullopt;
+}
+
+sweepq::v1::LeaseResponse Coordinator::LeaseAnswer(
+    int64_t team_id, std::optional<store::LeaseGrant> grant) {
+  sweepq::v1::LeaseResponse response = EmptyLeaseResponse();
   if (!grant.has_value()) return response;
-  LOG(INFO) << "lease run " << grant->run.run_id() << " attempt "
-            << grant->lease.attempt() << " -> worker " << worker.worker_id();
+  // Per-lease lines only with GLOG_v=1: at hundreds of leases a second
+  // they would cost more than the lease (the state events keep the record).
+  VLOG(1) << "lease run " << grant->run.run_id() << " attempt "
+          << grant->lease.attempt() << " -> worker " << grant->run.worker_id();
   // Resume from the newest checkpoint an earlier attempt uploaded.
   if (grant->lease.attempt() > 1) {
     auto artifacts = store_->ListArtifacts(team_id, grant->run.run_id());
@@ -437,6 +448,46 @@ absl::StatusOr<sweepq::v1::LeaseResponse> Coordinator::TryLease(
   response.set_lease_expires_at_ms(grant->lease_expires_at_ms);
   NotifyEventsAppended();
   return response;
+}
+
+absl::StatusOr<sweepq::v1::LeaseResponse> Coordinator::TryLease(
+    int64_t team_id, const sweepq::v1::LeaseRequest& request) {
+  sweepq::v1::Worker worker;
+  ASSIGN_OR_RETURN(std::optional<sweepq::v1::LeaseResponse> answer,
+                   CheckLeasingWorker(team_id, request, &worker));
+  if (answer.has_value()) return *std::move(answer);
+  std::vector<std::string> datasets(worker.datasets().begin(),
+                                    worker.datasets().end());
+  ASSIGN_OR_RETURN(std::optional<store::LeaseGrant> grant,
+                   store_->LeaseRun(team_id, worker.worker_id(), datasets,
+                                    clock_->NowMs(), options_.lease_ttl_ms));
+  return LeaseAnswer(team_id, std::move(grant));
+}
+
+void Coordinator::TryLeaseAsync(int64_t team_id,
+                                const sweepq::v1::LeaseRequest& request,
+                                Done<sweepq::v1::LeaseResponse> done) {
+  // What the store reads until `done`: the worker's id and data sets.
+  struct Leasing {
+    sweepq::v1::Worker worker;
+    std::vector<std::string> datasets;
+  };
+  auto leasing = std::make_unique<Leasing>();
+  absl::StatusOr<std::optional<sweepq::v1::LeaseResponse>> answer =
+      CheckLeasingWorker(team_id, request, &leasing->worker);
+  if (!answer.ok()) return done(answer.status());
+  if (answer->has_value()) return done(**std::move(answer));
+  leasing->datasets.assign(leasing->worker.datasets().begin(),
+                           leasing->worker.datasets().end());
+  const std::string& worker_id = leasing->worker.worker_id();
+  const std::vector<std::string>& datasets = leasing->datasets;
+  store_->LeaseRunAsync(
+      team_id, worker_id, datasets, clock_->NowMs(), options_.lease_ttl_ms,
+      [this, team_id, leasing = std::move(leasing), done = std::move(done)](
+          absl::StatusOr<std::optional<store::LeaseGrant>> grant) mutable {
+        if (!grant.ok()) return done(grant.status());
+        done(LeaseAnswer(team_id, *std::move(grant)));
+      });
 }
 
 absl::Duration Coordinator::LeaseWait(const sweepq::v1::LeaseRequest& request) const {
@@ -477,8 +528,10 @@ absl::StatusOr<sweepq::v1::HeartbeatResponse> Coordinator::Heartbeat(
   return response;
 }
 
-absl::StatusOr<sweepq::v1::ReportEventsResponse> Coordinator::ReportEvents(
-    int64_t team_id, const sweepq::v1::ReportEventsRequest& request) {
+namespace {
+
+// The request checks of ReportEvents, before the store sees the batch.
+absl::Status CheckReportBatch(const sweepq::v1::ReportEventsRequest& request) {
   RETURN_IF_ERROR(CheckLease(request.lease()));
   if (static_cast<size_t>(request.points_size()) > kMaxPointsPerBatch) {
     return absl::InvalidArgumentError(
@@ -501,15 +554,44 @@ absl::StatusOr<sweepq::v1::ReportEventsResponse> Coordinator::ReportEvents(
     RETURN_IF_ERROR(
         CheckLength("event payload", e.payload_json(), kMaxEventPayloadBytes));
   }
-  ASSIGN_OR_RETURN(sweepq::v1::Directive directive,
-                   store_->AppendEvents(team_id, request.lease(),
-                                        request.batch_seq(), request.points(),
-                                        request.events(), clock_->NowMs()));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+sweepq::v1::ReportEventsResponse Coordinator::Reported(
+    const sweepq::v1::ReportEventsRequest& request,
+    sweepq::v1::Directive directive) {
   NotifyEventsAppended();
   sweepq::v1::ReportEventsResponse response;
   response.set_acked_batch_seq(request.batch_seq());
   response.set_directive(directive);
   return response;
+}
+
+absl::StatusOr<sweepq::v1::ReportEventsResponse> Coordinator::ReportEvents(
+    int64_t team_id, const sweepq::v1::ReportEventsRequest& request) {
+  RETURN_IF_ERROR(CheckReportBatch(request));
+  ASSIGN_OR_RETURN(sweepq::v1::Directive directive,
+                   store_->AppendEvents(team_id, request.lease(),
+                                        request.batch_seq(), request.points(),
+                                        request.events(), clock_->NowMs()));
+  return Reported(request, directive);
+}
+
+void Coordinator::ReportEventsAsync(
+    int64_t team_id, const sweepq::v1::ReportEventsRequest& request,
+    Done<sweepq::v1::ReportEventsResponse> done) {
+  absl::Status valid = CheckReportBatch(request);
+  if (!valid.ok()) return done(std::move(valid));
+  store_->AppendEventsAsync(
+      team_id, request.lease(), request.batch_seq(), request.points(),
+      request.events(), clock_->NowMs(),
+      [this, &request, done = std::move(done)](
+          absl::StatusOr<sweepq::v1::Directive> directive) mutable {
+        if (!directive.ok()) return done(directive.status());
+        done(Reported(request, *directive));
+      });
 }
 
 absl::Status Coordinator::CheckUploadAllowed(
@@ -580,8 +662,8 @@ absl::StatusOr<sweepq::v1::Artifact> Coordinator::AddArtifact(
   return a;
 }
 
-absl::StatusOr<sweepq::v1::FinishRunResponse> Coordinator::FinishRun(
-    int64_t team_id, const sweepq::v1::FinishRunRequest& request) {
+absl::StatusOr<store::FinishRequest> Coordinator::FinishRequestOf(
+    const sweepq::v1::FinishRunRequest& request) const {
   RETURN_IF_ERROR(CheckLease(request.lease()));
   RETURN_IF_ERROR(CheckLength("reason", request.reason(), kMaxReasonBytes));
   if (request.outcome() == sweepq::v1::OUTCOME_UNSPECIFIED) {
@@ -595,17 +677,47 @@ absl::StatusOr<sweepq::v1::FinishRunResponse> Coordinator::FinishRun(
   finish.reason = request.reason();
   finish.now_ms = clock_->NowMs();
   finish.quarantine_after = options_.quarantine_after;
-  ASSIGN_OR_RETURN(RunState state, store_->FinishRun(team_id, finish));
-  LOG(INFO) << "finish run " << request.lease().run_id() << " attempt "
-            << request.lease().attempt() << " by " << request.worker_id()
-            << ": " << sweepq::v1::Outcome_Name(request.outcome()) << " -> "
-            << sweepq::v1::RunState_Name(state)
-            << (request.reason().empty() ? "" : " (" + request.reason() + ")");
+  return finish;
+}
+
+sweepq::v1::FinishRunResponse Coordinator::Finished(
+    const sweepq::v1::FinishRunRequest& request, RunState state) {
+  // A success is logged only with GLOG_v=1 (see LeaseAnswer); anything
+  // else is worth a line.
+  LOG_IF(INFO, state != sweepq::v1::RUN_STATE_SUCCEEDED || VLOG_IS_ON(1))
+      << "finish run " << request.lease().run_id() << " attempt "
+      << request.lease().attempt() << " by " << request.worker_id() << ": "
+      << sweepq::v1::Outcome_Name(request.outcome()) << " -> "
+      << sweepq::v1::RunState_Name(state)
+      << (request.reason().empty() ? "" : " (" + request.reason() + ")");
   if (state == sweepq::v1::RUN_STATE_QUEUED) NotifyQueueChanged();
   NotifyEventsAppended();
   sweepq::v1::FinishRunResponse response;
   response.set_state(state);
   return response;
+}
+
+absl::StatusOr<sweepq::v1::FinishRunResponse> Coordinator::FinishRun(
+    int64_t team_id, const sweepq::v1::FinishRunRequest& request) {
+  ASSIGN_OR_RETURN(store::FinishRequest finish, FinishRequestOf(request));
+  ASSIGN_OR_RETURN(RunState state, store_->FinishRun(team_id, finish));
+  return Finished(request, state);
+}
+
+void Coordinator::FinishRunAsync(int64_t team_id,
+                                 const sweepq::v1::FinishRunRequest& request,
+                                 Done<sweepq::v1::FinishRunResponse> done) {
+  absl::StatusOr<store::FinishRequest> made = FinishRequestOf(request);
+  if (!made.ok()) return done(made.status());
+  auto finish = std::make_unique<store::FinishRequest>(*std::move(made));
+  const store::FinishRequest& stored = *finish;
+  store_->FinishRunAsync(
+      team_id, stored,
+      [this, &request, finish = std::move(finish), done = std::move(done)](
+          absl::StatusOr<RunState> state) mutable {
+        if (!state.ok()) return done(state.status());
+        done(Finished(request, *state));
+      });
 }
 
 absl::StatusOr<size_t> Coordinator::ExpireLeasesNow() {

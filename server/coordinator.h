@@ -12,11 +12,13 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
@@ -56,6 +58,11 @@ inline constexpr uint32_t kMaxListLimit = 10'000;
 
 // Returns true when the caller has gone away (client cancelled, deadline).
 using CancelledFn = std::function<bool()>;
+
+// Completion of an asynchronous Coordinator call (*Async): called exactly
+// once with what the synchronous namesake would have returned.
+template <typename T>
+using Done = absl::AnyInvocable<void(absl::StatusOr<T>)>;
 
 class Coordinator {
  public:
@@ -137,6 +144,11 @@ class Coordinator {
   // answer (granted = false). Errors as Lease.
   absl::StatusOr<sweepq::v1::LeaseResponse> TryLease(
       int64_t team_id, const sweepq::v1::LeaseRequest& request);
+  // TryLease that does not wait for the commit of the lease: `done` gets
+  // the answer on this thread (errors found before the write, DRAIN) or
+  // on the thread that committed it. `request` must stay valid until then.
+  void TryLeaseAsync(int64_t team_id, const sweepq::v1::LeaseRequest& request,
+                     Done<sweepq::v1::LeaseResponse> done);
 
   // How long a Lease call may wait: its wait_ms capped by the options.
   absl::Duration LeaseWait(const sweepq::v1::LeaseRequest& request) const;
@@ -153,6 +165,11 @@ class Coordinator {
       int64_t team_id, const sweepq::v1::HeartbeatRequest& request);
   absl::StatusOr<sweepq::v1::ReportEventsResponse> ReportEvents(
       int64_t team_id, const sweepq::v1::ReportEventsRequest& request);
+  // ReportEvents answered through `done` once the batch is committed (see
+  // TryLeaseAsync for the thread); the ack thus still means durable.
+  void ReportEventsAsync(int64_t team_id,
+                         const sweepq::v1::ReportEventsRequest& request,
+                         Done<sweepq::v1::ReportEventsResponse> done);
 
   // Lists an uploaded artifact under a current lease. `header` carries the
   // name and the size/sha256 the worker announced; `upload` must have been
@@ -181,6 +198,10 @@ class Coordinator {
 
   absl::StatusOr<sweepq::v1::FinishRunResponse> FinishRun(
       int64_t team_id, const sweepq::v1::FinishRunRequest& request);
+  // FinishRun answered through `done` once committed (as ReportEventsAsync).
+  void FinishRunAsync(int64_t team_id,
+                      const sweepq::v1::FinishRunRequest& request,
+                      Done<sweepq::v1::FinishRunResponse> done);
 
   // Requeues or fails runs whose lease expired; returns how many changed.
   absl::StatusOr<size_t> ExpireLeasesNow();
@@ -195,6 +216,31 @@ class Coordinator {
   // expanded run `index` and the source. OK for a training run.
   absl::Status CheckJobSources(int64_t team_id, size_t index,
                                const sweepq::v1::RunConfig& config);
+
+  // A Lease answer without a run: heartbeat interval, directive CONTINUE.
+  sweepq::v1::LeaseResponse EmptyLeaseResponse() const;
+  // Reads the worker of a Lease attempt into `worker`. Returns the answer
+  // when it is to get no run (DRAIN for a draining worker), else nullopt;
+  // FAILED_PRECONDITION for a quarantined worker, NOT_FOUND for an unknown.
+  absl::StatusOr<std::optional<sweepq::v1::LeaseResponse>> CheckLeasingWorker(
+      int64_t team_id, const sweepq::v1::LeaseRequest& request,
+      sweepq::v1::Worker* worker);
+  // The Lease answer for the store's result (with resume_from when an
+  // earlier attempt left a checkpoint); wakes watchers of a granted run.
+  sweepq::v1::LeaseResponse LeaseAnswer(int64_t team_id,
+                                        std::optional<store::LeaseGrant> grant);
+  // The ReportEvents answer once the batch is stored; wakes watchers.
+  sweepq::v1::ReportEventsResponse Reported(
+      const sweepq::v1::ReportEventsRequest& request,
+      sweepq::v1::Directive directive);
+  // The store's FinishRequest for `request`, or the error naming the bad
+  // field.
+  absl::StatusOr<store::FinishRequest> FinishRequestOf(
+      const sweepq::v1::FinishRunRequest& request) const;
+  // The FinishRun answer once stored: logs it, wakes lease waiters (for a
+  // requeued run) and watchers.
+  sweepq::v1::FinishRunResponse Finished(
+      const sweepq::v1::FinishRunRequest& request, sweepq::v1::RunState state);
 
   // Bumps the generation the lease / watch waiters sleep on.
   void NotifyQueueChanged();

@@ -103,6 +103,7 @@ void CoordinatorServer::Shutdown() {
     server_->GetHealthCheckService()->SetServingStatus(false);
     coordinator_->Shutdown();    // wakes WatchRun calls
     lease_waiters_->Shutdown();  // answers parked Lease calls
+    worker_service_->ShutdownStreams();  // ends open event streams
     server_->Shutdown(std::chrono::system_clock::now() +
                       std::chrono::seconds(5));
   }

@@ -1,5 +1,8 @@
 #include "server/service.h"
 
+#include <deque>
+#include <memory>
+#include <optional>
 #include <string>
 #include <utility>
 
@@ -29,6 +32,15 @@ grpc::Status Serve(const absl::StatusOr<store::TeamPrincipal>& principal,
                    Body&& body) {
   if (!principal.ok()) return ToGrpcStatus(principal.status());
   return ToGrpcStatus(body(*principal));
+}
+
+// Finishes `reactor` with `result`, moved into `*resp` when OK.
+template <typename T>
+void FinishWith(grpc::ServerUnaryReactor* reactor, absl::StatusOr<T> result,
+                T* resp) {
+  if (!result.ok()) return reactor->Finish(ToGrpcStatus(result.status()));
+  *resp = *std::move(result);
+  reactor->Finish(grpc::Status::OK);
 }
 
 // Streams an opened artifact: the header in the first chunk, then the data
@@ -223,23 +235,24 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::Lease(
     reactor->Finish(ToGrpcStatus(principal.status()));
     return reactor;
   }
+  const int64_t team_id = principal->team_id;
   const absl::Time deadline = absl::Now() + coordinator_->LeaseWait(*req);
   const uint64_t generation = coordinator_->QueueGeneration();
-  absl::StatusOr<sweepq::v1::LeaseResponse> attempt =
-      coordinator_->TryLease(principal->team_id, *req);
-  if (!attempt.ok()) {
-    reactor->Finish(ToGrpcStatus(attempt.status()));
-    return reactor;
-  }
-  if (attempt->granted() ||
-      attempt->directive() == sweepq::v1::DIRECTIVE_DRAIN ||
-      absl::Now() >= deadline) {
-    *resp = std::move(*attempt);
-    reactor->Finish(grpc::Status::OK);
-    return reactor;
-  }
-  waiters_->Add(principal->team_id, ctx, reactor, req, resp, deadline,
-                generation);
+  coordinator_->TryLeaseAsync(
+      team_id, *req,
+      [this, ctx, reactor, req, resp, team_id, deadline,
+       generation](absl::StatusOr<sweepq::v1::LeaseResponse> attempt) {
+        if (!attempt.ok()) {
+          return reactor->Finish(ToGrpcStatus(attempt.status()));
+        }
+        if (attempt->granted() ||
+            attempt->directive() == sweepq::v1::DIRECTIVE_DRAIN ||
+            absl::Now() >= deadline) {
+          *resp = *std::move(attempt);
+          return reactor->Finish(grpc::Status::OK);
+        }
+        waiters_->Add(team_id, ctx, reactor, req, resp, deadline, generation);
+      });
   return reactor;
 }
 
@@ -252,13 +265,248 @@ grpc::Status WorkerServiceImpl::Heartbeat(
   });
 }
 
-grpc::Status WorkerServiceImpl::ReportEvents(
-    grpc::ServerContext* ctx, const sweepq::v1::ReportEventsRequest* req,
+grpc::ServerUnaryReactor* WorkerServiceImpl::ReportEvents(
+    grpc::CallbackServerContext* ctx,
+    const sweepq::v1::ReportEventsRequest* req,
     sweepq::v1::ReportEventsResponse* resp) {
-  return Serve(Authorize(ctx), [&](const store::TeamPrincipal& p) {
-    ASSIGN_OR_RETURN(*resp, coordinator_->ReportEvents(p.team_id, *req));
-    return absl::OkStatus();
-  });
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::StatusOr<store::TeamPrincipal> principal = Authorize(ctx);
+  if (!principal.ok()) {
+    reactor->Finish(ToGrpcStatus(principal.status()));
+    return reactor;
+  }
+  coordinator_->ReportEventsAsync(
+      principal->team_id, *req,
+      [reactor, resp](absl::StatusOr<sweepq::v1::ReportEventsResponse> result) {
+        FinishWith(reactor, std::move(result), resp);
+      });
+  return reactor;
+}
+
+// One StreamEvents call. Batches are handed to the coordinator as they are
+// read (up to kMaxStreamBatchesInFlight unanswered); their answers are
+// written in arrival order, one write at a time, as their commits complete.
+// The first failing batch finishes the call with its status once the
+// answers before it are written.
+//
+// Thread safety: the gRPC reactions and the coordinator's completions (on
+// the store's writer thread, or inline in OnReadDone) all take mu_. gRPC
+// runs no reaction inline in StartRead/StartWrite/Finish, so those are
+// called under mu_. The object deletes itself once OnDone has run and no
+// coordinator completion is owed.
+class EventStream final
+    : public grpc::ServerBidiReactor<sweepq::v1::ReportEventsRequest,
+                                     sweepq::v1::ReportEventsResponse> {
+ public:
+  EventStream(WorkerServiceImpl* service, grpc::CallbackServerContext* ctx)
+      : service_(service) {
+    absl::StatusOr<store::TeamPrincipal> principal = service_->Authorize(ctx);
+    if (principal.ok()) {
+      team_id_ = principal->team_id;
+      registered_ = service_->AddStream(this);
+    }
+    absl::MutexLock lock(&mu_);
+    if (!principal.ok()) {
+      FinishLocked(ToGrpcStatus(principal.status()));
+    } else if (!registered_) {
+      FinishLocked(
+          grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
+    } else {
+      StartReadLocked();
+    }
+  }
+
+  // Finishes the call with `status` once the write under way (if any) is
+  // done; batches still committing are answered to nobody.
+  void Abort(const grpc::Status& status) {
+    absl::MutexLock lock(&mu_);
+    if (!failure_.has_value()) failure_ = status;
+    PumpLocked();
+  }
+
+  void OnReadDone(bool ok) override {
+    Batch* batch = nullptr;
+    {
+      absl::MutexLock lock(&mu_);
+      if (!ok) {
+        reading_ = false;
+        read_closed_ = true;
+        return PumpLocked();
+      }
+      if (failure_.has_value() || finished_) {  // nothing more is stored
+        reading_ = false;
+        return;
+      }
+      batches_.push_back(std::make_unique<Batch>());
+      batch = batches_.back().get();
+      batch->request = std::move(read_buffer_);
+      batch->bytes = batch->request.ByteSizeLong();
+      bytes_in_flight_ += batch->bytes;
+      read_buffer_.Clear();
+      ++owed_;
+    }
+    // Outside mu_: the completion may run inline on this thread. reading_
+    // stays true until the batch is handed over, so that no other thread
+    // starts the next read and hands its batch over first (batches of one
+    // lease must be stored in the order they were sent).
+    service_->coordinator_->ReportEventsAsync(
+        team_id_, batch->request,
+        [this, batch](
+            absl::StatusOr<sweepq::v1::ReportEventsResponse> result) {
+          OnCommitted(batch, std::move(result));
+        });
+    absl::MutexLock lock(&mu_);
+    reading_ = false;
+    StartReadLocked();
+  }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&mu_);
+    writing_ = false;
+    if (!ok && !failure_.has_value()) {
+      failure_ = grpc::Status(grpc::StatusCode::CANCELLED,
+                              "the client went away before an answer");
+    }
+    PumpLocked();
+  }
+
+  void OnCancel() override {
+    Abort(grpc::Status(grpc::StatusCode::CANCELLED, "stream cancelled"));
+  }
+
+  void OnDone() override {
+    if (registered_) service_->RemoveStream(this);
+    bool last;
+    {
+      absl::MutexLock lock(&mu_);
+      done_ = true;
+      last = owed_ == 0;
+    }
+    if (last) delete this;
+  }
+
+ private:
+  // A batch handed to the coordinator, and its answer once committed.
+  struct Batch {
+    sweepq::v1::ReportEventsRequest request;
+    size_t bytes = 0;
+    bool committed = false;
+    absl::StatusOr<sweepq::v1::ReportEventsResponse> result;
+  };
+
+  void OnCommitted(Batch* batch,
+                   absl::StatusOr<sweepq::v1::ReportEventsResponse> result) {
+    bool last;
+    {
+      absl::MutexLock lock(&mu_);
+      batch->committed = true;
+      batch->result = std::move(result);
+      if (!batch->result.ok() && !failure_.has_value()) {
+        // Stop reading now so nothing after the failing batch is stored
+        // beyond what is already in flight; the status is sent once the
+        // answers before it are out.
+        stop_reading_ = true;
+      }
+      --owed_;
+      PumpLocked();
+      last = done_ && owed_ == 0;
+    }
+    if (last) delete this;
+  }
+
+  // Reads the next batch unless one is being read, the window is full or
+  // the stream is ending.
+  void StartReadLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (reading_ || read_closed_ || stop_reading_ || finished_ ||
+        failure_.has_value() || batches_.size() >= kMaxStreamBatchesInFlight ||
+        bytes_in_flight_ >= kMaxStreamBytesInFlight) {
+      return;
+    }
+    reading_ = true;
+    StartRead(&read_buffer_);
+  }
+
+  // Writes the next answer that is due, finishes the call when it is over,
+  // or resumes reading when the window has room.
+  void PumpLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_ || writing_) return;
+    if (failure_.has_value()) return FinishLocked(*failure_);
+    if (!batches_.empty() && batches_.front()->committed) {
+      std::unique_ptr<Batch> batch = std::move(batches_.front());
+      batches_.pop_front();
+      bytes_in_flight_ -= batch->bytes;
+      if (!batch->result.ok()) {
+        // The coordinator still owes completions of later batches; they
+        // arrive after finished_ and are dropped.
+        failure_ = ToGrpcStatus(batch->result.status());
+        return FinishLocked(*failure_);
+      }
+      write_buffer_ = *std::move(batch->result);
+      writing_ = true;
+      StartWrite(&write_buffer_);
+      return StartReadLocked();
+    }
+    if (batches_.empty() && read_closed_) {
+      return FinishLocked(grpc::Status::OK);
+    }
+    StartReadLocked();
+  }
+
+  void FinishLocked(const grpc::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (finished_) return;
+    finished_ = true;
+    Finish(status);
+  }
+
+  WorkerServiceImpl* const service_;
+  int64_t team_id_ = 0;
+  bool registered_ = false;  // written before the first reaction can run
+  absl::Mutex mu_;
+  sweepq::v1::ReportEventsRequest read_buffer_ ABSL_GUARDED_BY(mu_);
+  sweepq::v1::ReportEventsResponse write_buffer_ ABSL_GUARDED_BY(mu_);
+  // Batches read and not yet answered, in arrival order. A Batch is owned
+  // here until answered; owed_ keeps the reactor (and so a batch dropped
+  // after a failure) alive until the coordinator has completed it.
+  std::deque<std::unique_ptr<Batch>> batches_ ABSL_GUARDED_BY(mu_);
+  size_t bytes_in_flight_ ABSL_GUARDED_BY(mu_) = 0;  // of batches_
+  int owed_ ABSL_GUARDED_BY(mu_) = 0;
+  bool reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool read_closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool stop_reading_ ABSL_GUARDED_BY(mu_) = false;
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  bool done_ ABSL_GUARDED_BY(mu_) = false;
+  std::optional<grpc::Status> failure_ ABSL_GUARDED_BY(mu_);
+};
+
+grpc::ServerBidiReactor<sweepq::v1::ReportEventsRequest,
+                        sweepq::v1::ReportEventsResponse>*
+WorkerServiceImpl::StreamEvents(grpc::CallbackServerContext* ctx) {
+  return new EventStream(this, ctx);
+}
+
+bool WorkerServiceImpl::AddStream(EventStream* stream) {
+  absl::MutexLock lock(&streams_mu_);
+  if (streams_closed_) return false;
+  streams_.insert(stream);
+  return true;
+}
+
+void WorkerServiceImpl::RemoveStream(EventStream* stream) {
+  absl::MutexLock lock(&streams_mu_);
+  streams_.erase(stream);
+}
+
+void WorkerServiceImpl::ShutdownStreams() {
+  absl::MutexLock lock(&streams_mu_);
+  streams_closed_ = true;
+  // A stream cannot be deleted while listed: OnDone unlists it first and
+  // waits for streams_mu_ to do so.
+  for (EventStream* stream : streams_) {
+    stream->Abort(
+        grpc::Status(grpc::StatusCode::UNAVAILABLE, "server shutting down"));
+  }
 }
 
 grpc::Status WorkerServiceImpl::UploadArtifact(
@@ -300,13 +548,21 @@ grpc::Status WorkerServiceImpl::FetchArtifact(
   });
 }
 
-grpc::Status WorkerServiceImpl::FinishRun(
-    grpc::ServerContext* ctx, const sweepq::v1::FinishRunRequest* req,
+grpc::ServerUnaryReactor* WorkerServiceImpl::FinishRun(
+    grpc::CallbackServerContext* ctx, const sweepq::v1::FinishRunRequest* req,
     sweepq::v1::FinishRunResponse* resp) {
-  return Serve(Authorize(ctx), [&](const store::TeamPrincipal& p) {
-    ASSIGN_OR_RETURN(*resp, coordinator_->FinishRun(p.team_id, *req));
-    return absl::OkStatus();
-  });
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  absl::StatusOr<store::TeamPrincipal> principal = Authorize(ctx);
+  if (!principal.ok()) {
+    reactor->Finish(ToGrpcStatus(principal.status()));
+    return reactor;
+  }
+  coordinator_->FinishRunAsync(
+      principal->team_id, *req,
+      [reactor, resp](absl::StatusOr<sweepq::v1::FinishRunResponse> result) {
+        FinishWith(reactor, std::move(result), resp);
+      });
+  return reactor;
 }
 
 }  // namespace sweepq::server

@@ -2,10 +2,15 @@
 // the call, converts the request and hands it to the Coordinator; no logic
 // lives here.
 //
-// Thread safety: handlers run on gRPC's threads concurrently.
+// Thread safety: handlers run on gRPC's threads concurrently; the
+// StreamEvents reactor also runs on the store's writer thread.
 #ifndef SWEEPQ_SERVER_SERVICE_H_
 #define SWEEPQ_SERVER_SERVICE_H_
 
+#include <set>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/synchronization/mutex.h"
 #include "grpcpp/grpcpp.h"
 #include "server/auth.h"
 #include "server/coordinator.h"
@@ -72,8 +77,25 @@ class LeaseWaiters;
 
 // Lease uses gRPC's callback API so that a long poll parks in LeaseWaiters
 // instead of holding a thread; the other calls are synchronous.
+// The worker calls made many times per run (Lease, ReportEvents,
+// FinishRun) use gRPC's callback API: their handlers queue the write and
+// return, and the answer is sent when the group commit that stored it
+// completes, so no server thread waits on the disk.
+// StreamEvents is callback-based too: its reactor reads the next batch only
+// while fewer than kMaxStreamBatchesInFlight are unanswered.
 using WorkerServiceBase = sweepq::v1::WorkerService::WithCallbackMethod_Lease<
-    sweepq::v1::WorkerService::Service>;
+    sweepq::v1::WorkerService::WithCallbackMethod_ReportEvents<
+        sweepq::v1::WorkerService::WithCallbackMethod_StreamEvents<
+            sweepq::v1::WorkerService::WithCallbackMethod_FinishRun<
+                sweepq::v1::WorkerService::Service>>>>;
+
+// Unanswered batches one StreamEvents call may hold, and their total size
+// (one batch is always allowed); the server stops reading the stream at
+// either (gRPC flow control then holds the client back).
+inline constexpr size_t kMaxStreamBatchesInFlight = 32;
+inline constexpr size_t kMaxStreamBytesInFlight = 32 << 20;
+
+class EventStream;
 
 class WorkerServiceImpl final : public WorkerServiceBase {
  public:
@@ -94,9 +116,15 @@ class WorkerServiceImpl final : public WorkerServiceBase {
   grpc::Status Heartbeat(grpc::ServerContext* ctx,
                          const sweepq::v1::HeartbeatRequest* req,
                          sweepq::v1::HeartbeatResponse* resp) override;
-  grpc::Status ReportEvents(grpc::ServerContext* ctx,
-                            const sweepq::v1::ReportEventsRequest* req,
-                            sweepq::v1::ReportEventsResponse* resp) override;
+  grpc::ServerUnaryReactor* ReportEvents(
+      grpc::CallbackServerContext* ctx,
+      const sweepq::v1::ReportEventsRequest* req,
+      sweepq::v1::ReportEventsResponse* resp) override;
+  // Returns the reactor of one event stream; it deletes itself once the
+  // call is done and every batch it handed to the coordinator is answered.
+  grpc::ServerBidiReactor<sweepq::v1::ReportEventsRequest,
+                          sweepq::v1::ReportEventsResponse>*
+  StreamEvents(grpc::CallbackServerContext* ctx) override;
   grpc::Status UploadArtifact(
       grpc::ServerContext* ctx,
       grpc::ServerReader<sweepq::v1::ArtifactChunk>* reader,
@@ -104,16 +132,31 @@ class WorkerServiceImpl final : public WorkerServiceBase {
   grpc::Status FetchArtifact(
       grpc::ServerContext* ctx, const sweepq::v1::FetchArtifactRequest* req,
       grpc::ServerWriter<sweepq::v1::ArtifactChunk>* writer) override;
-  grpc::Status FinishRun(grpc::ServerContext* ctx,
-                         const sweepq::v1::FinishRunRequest* req,
-                         sweepq::v1::FinishRunResponse* resp) override;
+  grpc::ServerUnaryReactor* FinishRun(
+      grpc::CallbackServerContext* ctx, const sweepq::v1::FinishRunRequest* req,
+      sweepq::v1::FinishRunResponse* resp) override;
+
+  // Ends every open StreamEvents call with UNAVAILABLE (answers not yet
+  // written are not sent; clients resend those batches) and refuses new
+  // ones, so that a server shutdown does not wait for workers to close
+  // their streams. Call before grpc::Server::Shutdown; any thread.
+  void ShutdownStreams();
 
  private:
+  friend class EventStream;
+
   absl::StatusOr<store::TeamPrincipal> Authorize(grpc::ServerContextBase* ctx);
+  // Tracks an open stream for ShutdownStreams; false once shutting down.
+  bool AddStream(EventStream* stream);
+  void RemoveStream(EventStream* stream);
+
   Coordinator* const coordinator_;
   Authenticator* const auth_;
   ArtifactStore* const artifacts_;
   LeaseWaiters* const waiters_;
+  absl::Mutex streams_mu_;
+  std::set<EventStream*> streams_ ABSL_GUARDED_BY(streams_mu_);
+  bool streams_closed_ ABSL_GUARDED_BY(streams_mu_) = false;
 };
 
 }  // namespace sweepq::server

@@ -1,5 +1,6 @@
 #include "server/store/group_commit_writer.h"
 
+#include <algorithm>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -8,57 +9,111 @@
 namespace sweepq::store {
 
 struct GroupCommitWriter::Pending {
-  explicit Pending(Op op) : op(op) {}
-  Op op;
-  absl::Status status;    // written by the group's leader before `finished`
-  bool finished = false;  // guarded by the writer's mu_
-  absl::CondVar cv;       // signalled when finished or when made leader
+  // Run(): the caller's operation, which waits on its own stack.
+  const Op* sync_op = nullptr;
+  // Submit(): the operation and its completion, owned by this entry.
+  AsyncOp async_op;
+  Done done;
+  // Set by the group's leader, under the writer's mu_.
+  absl::Status status;
+  bool finished = false;
 };
 
 GroupCommitWriter::GroupCommitWriter(std::unique_ptr<Database> db,
                                      size_t max_group_ops)
     : max_group_ops_(max_group_ops < 1 ? 1 : max_group_ops),
-      db_(std::move(db)) {}
+      db_(std::move(db)) {
+  writer_thread_ = std::thread([this] { WriterLoop(); });
+}
 
-GroupCommitWriter::~GroupCommitWriter() {
+GroupCommitWriter::~GroupCommitWriter() { Shutdown(); }
+
+void GroupCommitWriter::Shutdown() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  // The writer thread leaves once the queue is drained.
+  if (writer_thread_.joinable()) writer_thread_.join();
   absl::MutexLock lock(&mu_);
-  stopping_ = true;
   auto idle = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return queue_.empty();
+    return queue_.empty() && !busy_;
   };
   mu_.Await(absl::Condition(&idle));
 }
 
 absl::Status GroupCommitWriter::Run(Op op) {
-  Pending self(op);
+  Pending self;
+  self.sync_op = &op;
   absl::MutexLock lock(&mu_);
   if (stopping_) {
     return absl::UnavailableError("the database writer is shutting down");
   }
   queue_.push_back(&self);
-  while (!self.finished && queue_.front() != &self) self.cv.Wait(&mu_);
-  if (self.finished) return self.status;  // a leader ran it in its group
+  auto may_go = [this, &self]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return self.finished || (!busy_ && queue_.front() == &self);
+  };
+  mu_.Await(absl::Condition(&may_go));
+  if (!self.finished) LeadGroup();  // its group starts with this caller's op
+  return self.status;
+}
 
-  // This caller leads: it runs the queue's front (itself first) as a group.
-  std::vector<Pending*> group;
-  for (Pending* p : queue_) {
-    if (group.size() == max_group_ops_) break;
-    group.push_back(p);
+void GroupCommitWriter::Submit(AsyncOp op, Done done) {
+  auto pending = std::make_unique<Pending>();
+  pending->async_op = std::move(op);
+  pending->done = std::move(done);
+  {
+    absl::MutexLock lock(&mu_);
+    if (!stopping_) {
+      queue_.push_back(pending.release());
+      return;
+    }
   }
+  pending->done(absl::UnavailableError("the database writer is shutting down"));
+}
+
+void GroupCommitWriter::LeadGroup() {
+  busy_ = true;
+  const size_t n = std::min(queue_.size(), max_group_ops_);
+  std::vector<Pending*> group(queue_.begin(), queue_.begin() + n);
   std::vector<Op> ops;
-  ops.reserve(group.size());
-  for (Pending* p : group) ops.push_back(p->op);
+  ops.reserve(n);
+  for (Pending* p : group) {
+    ops.push_back(p->sync_op != nullptr ? *p->sync_op : Op(p->async_op));
+  }
   mu_.Unlock();
   std::vector<absl::Status> statuses = RunGroup(*db_, ops);
   mu_.Lock();
-  for (size_t i = 0; i < group.size(); ++i) {
+  std::vector<std::unique_ptr<Pending>> submitted;
+  for (size_t i = 0; i < n; ++i) {
     queue_.pop_front();
-    group[i]->status = std::move(statuses[i]);
-    group[i]->finished = true;
-    if (group[i] != &self) group[i]->cv.Signal();  // may be gone after this
+    Pending* p = group[i];
+    p->status = std::move(statuses[i]);
+    p->finished = true;  // a Run() caller may return (and p vanish) now
+    if (p->sync_op == nullptr) submitted.emplace_back(p);
   }
-  if (!queue_.empty()) queue_.front()->cv.Signal();  // the next leader
-  return self.status;
+  busy_ = false;
+  if (submitted.empty()) return;
+  // Completions run unlocked so that they may start new writes, and after
+  // busy_ is cleared so that the next group need not wait for them.
+  mu_.Unlock();
+  for (auto& p : submitted) p->done(std::move(p->status));
+  mu_.Lock();
+}
+
+void GroupCommitWriter::WriterLoop() {
+  absl::MutexLock lock(&mu_);
+  // A group whose first operation is a Run() caller's is led by that caller.
+  auto has_work = [this]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (busy_) return false;
+    if (queue_.empty()) return stopping_;
+    return queue_.front()->sync_op == nullptr;
+  };
+  while (true) {
+    mu_.Await(absl::Condition(&has_work));
+    if (queue_.empty()) return;  // stopping, and nothing left
+    LeadGroup();
+  }
 }
 
 std::vector<absl::Status> GroupCommitWriter::RunGroup(
@@ -75,6 +130,13 @@ std::vector<absl::Status> GroupCommitWriter::RunGroup(
   absl::Status begun = transaction.Begin(Transaction::Mode::kImmediate);
   if (!begun.ok()) {
     fail_kept(begun, ops.size());
+    return statuses;
+  }
+  if (ops.size() == 1) {
+    // Alone in its group, the op needs no savepoint: on failure the
+    // transaction (the destructor) rolls back exactly its changes.
+    statuses[0] = ops[0](db);
+    if (statuses[0].ok()) statuses[0] = transaction.Commit();
     return statuses;
   }
   for (size_t i = 0; i < ops.size(); ++i) {

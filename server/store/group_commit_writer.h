@@ -5,10 +5,13 @@
 
 #include <cstddef>
 #include <deque>
+#include <functional>
 #include <memory>
+#include <thread>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
 #include "absl/synchronization/mutex.h"
@@ -18,36 +21,54 @@
 namespace sweepq::store {
 
 // Owns the write connection and commits the write operations callers submit
-// in groups, LevelDB-style: callers queue up; the caller at the front of the
-// queue becomes the group's leader, takes everything queued behind it (up
-// to a maximum) and runs it as one group on its own thread: BEGIN
+// in groups, LevelDB-style: operations queue up in arrival order; the
+// operation at the front of the queue leads a group, which takes everything
+// queued behind it (up to a maximum) and runs it as one transaction: BEGIN
 // IMMEDIATE, each operation inside its own SAVEPOINT (a failing operation is
-// rolled back alone and gets its own error), one COMMIT; then it wakes the
-// followers and hands leadership to the next caller in the queue. Callers
-// block until their operation is committed, so OK means the change is in
-// the database (durable as the connection's synchronous pragma makes it).
-// One fsync and one lock round trip are shared by every write that arrived
-// while the previous group was committing, and a lone writer commits on its
-// own thread without waking anyone: no dedicated writer thread, so no
-// thread hand-off on the hot path.
+// rolled back alone and gets its own error; a group of one needs no
+// savepoint), one COMMIT. Only then is any operation of the group reported
+// done, so "done with OK" means the change is in the database (durable as
+// the connection's synchronous pragma makes it). One fsync and one lock
+// round trip are shared by every write that arrived while the previous
+// group was committing.
 //
-// Thread safety: Run() may be called from any thread, concurrently. Only
-// the current leader touches the connection, so operations run one at a
-// time.
+// Two ways in:
+//  * Run() blocks its caller until its operation is committed. When the
+//    caller's operation leads a group, the caller runs the group on its own
+//    thread (a lone writer commits without any thread hand-off).
+//  * Submit() queues an operation and returns at once; `done` is called
+//    after the commit. A group led by a submitted operation runs on the
+//    writer's own thread. This is what the gRPC callback handlers use: no
+//    server thread is parked while its write waits for the disk, and while
+//    one group commits the next one gathers every request that arrives.
+//
+// Thread safety: Run() and Submit() may be called from any thread,
+// concurrently. Only the current group's leader touches the connection, so
+// operations run one at a time, in queue order.
 class GroupCommitWriter {
  public:
   // A write operation: reads and writes through the given connection
   // (within the group's transaction; it must not BEGIN or COMMIT itself)
   // and returns OK to keep its changes or an error to undo them.
   using Op = absl::FunctionRef<absl::Status(Database&)>;
+  // An operation that Submit() keeps until its group runs.
+  using AsyncOp = std::function<absl::Status(Database&)>;
+  // Called once with what Run() would have returned for the operation.
+  using Done = absl::AnyInvocable<void(absl::Status)>;
 
-  // Takes `db`, which must not be used by anyone else from now on. A group holds at most `max_group_ops` (>= 1)
+  // Takes `db`, which must not be used by anyone else from now on, and
+  // starts the writer thread. A group holds at most `max_group_ops` (>= 1)
   // operations.
   GroupCommitWriter(std::unique_ptr<Database> db, size_t max_group_ops);
 
-  // Waits for the operations in progress, then closes the connection.
-  // Run() calls that start meanwhile fail with UNAVAILABLE.
+  // Shutdown(), then closes the connection.
   ~GroupCommitWriter();
+
+  // Refuses new work (Run() and Submit() calls made from now on fail with
+  // UNAVAILABLE), waits until every queued operation is committed and the
+  // writer thread has called every `done` it owes, and stops that thread.
+  // The connection stays open until destruction. Idempotent.
+  void Shutdown();
 
   GroupCommitWriter(const GroupCommitWriter&) = delete;
   GroupCommitWriter& operator=(const GroupCommitWriter&) = delete;
@@ -56,8 +77,18 @@ class GroupCommitWriter {
   // until the group is committed. Returns the status of `op` if it failed (its
   // changes undone), the commit's error if the group could not be
   // committed (nothing of the group is kept), else OK. `op` may be called
-  // at most once; it may capture the caller's locals by reference.
+  // at most once; it may capture the caller's locals by reference. While
+  // this thread leads a group it also calls the `done` of the submitted
+  // operations in it before returning.
   absl::Status Run(Op op);
+
+  // Queues `op` for the next group and returns; `done` is called exactly
+  // once, with the status Run() would have returned, after the group is
+  // committed (or at once with UNAVAILABLE when the writer is shutting
+  // down). `op` and `done` run on the thread leading the group (the
+  // writer's own, or a Run() caller's); whatever `op` refers to must stay
+  // valid until `done` is called. `done` may call Run() or Submit().
+  void Submit(AsyncOp op, Done done);
 
   // Runs `ops` on `db` as one group (see the class comment) on the calling
   // thread and returns one status per op. Exposed for tests of the grouping
@@ -68,13 +99,24 @@ class GroupCommitWriter {
  private:
   struct Pending;
 
+  // Runs the group at the front of the queue on this thread, completes its
+  // operations (the submitted ones' `done` with mu_ released), and returns
+  // with mu_ held again.
+  void LeadGroup() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The writer thread: leads every group whose first operation was
+  // submitted, until the destructor stops it.
+  void WriterLoop();
+
   const size_t max_group_ops_;
   std::unique_ptr<Database> db_;  // used only by the current leader
 
   absl::Mutex mu_;
-  // Waiting and running callers; the front one leads the current group.
+  // Queued and running operations in arrival order; the front ones form
+  // the current or next group. Submitted entries are owned by the queue.
   std::deque<Pending*> queue_ ABSL_GUARDED_BY(mu_);
+  bool busy_ ABSL_GUARDED_BY(mu_) = false;  // a group is running
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
+  std::thread writer_thread_;
 };
 
 }  // namespace sweepq::store

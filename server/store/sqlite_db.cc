@@ -41,6 +41,13 @@ absl::StatusCode CodeFor(int rc) {
   }
 }
 
+// sqlite3_wal_hook's callback: `arg` is the connection's hook.
+int CallWalCommitHook(void* arg, sqlite3* /*db*/, const char* /*name*/,
+                      int frames) {
+  (*static_cast<absl::AnyInvocable<void(int)>*>(arg))(frames);
+  return SQLITE_OK;
+}
+
 }  // namespace
 
 // ---- Statement ----
@@ -257,6 +264,11 @@ absl::StatusOr<std::string> Database::QueryText(absl::string_view sql) {
     return absl::NotFoundError(absl::StrCat("no row from ", Abbreviate(sql)));
   }
   return statement.ColumnText(0);
+}
+
+void Database::SetWalCommitHook(absl::AnyInvocable<void(int frames)> hook) {
+  wal_commit_hook_ = std::move(hook);
+  sqlite3_wal_hook(db_, &CallWalCommitHook, &wal_commit_hook_);
 }
 
 int64_t Database::LastInsertRowId() const {

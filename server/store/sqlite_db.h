@@ -23,6 +23,7 @@
 #include <string>
 
 #include "absl/container/node_hash_map.h"
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
@@ -162,6 +163,12 @@ class Database {
   // The file this connection was opened on.
   const std::string& path() const { return path_; }
 
+  // Calls `hook` after every commit on this connection, on the committing
+  // thread, with the number of frames now in the write-ahead log. This
+  // replaces SQLite's automatic checkpoints on this connection: whoever
+  // sets a hook checkpoints (see WalCheckpointer).
+  void SetWalCommitHook(absl::AnyInvocable<void(int frames)> hook);
+
   // The status for result code `rc` of the last call on this connection
   // (see the file comment for the codes), naming the file and `sql`.
   absl::Status ErrorStatus(int rc, absl::string_view sql) const;
@@ -179,6 +186,7 @@ class Database {
 
   sqlite3* db_;
   const std::string path_;
+  absl::AnyInvocable<void(int)> wal_commit_hook_;
   // Keyed by SQL text. Node-based, so `in_use` flags stay put on rehash.
   absl::node_hash_map<std::string, CachedStatement> cache_;
 };

@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <limits>
 #include <map>
+#include <memory>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
@@ -96,6 +97,24 @@ constexpr char kInsertMetric[] =
     "INSERT OR IGNORE INTO metrics"
     " (run_id, attempt, name, step, value, wall_time_ms, seq)"
     " VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7)";
+// kInsertMetric for kMetricRowsPerInsert rows: ?1 run, ?2 attempt, then per
+// row r (from 0) ?(3 + 5r) name, step, value, wall_time_ms, seq.
+constexpr int kMetricRowsPerInsert = 64;
+constexpr int kMetricColumnsPerRow = 5;
+const std::string& InsertMetricRowsSql() {
+  static const std::string* const sql = [] {
+    auto* text = new std::string(
+        "INSERT OR IGNORE INTO metrics"
+        " (run_id, attempt, name, step, value, wall_time_ms, seq) VALUES ");
+    for (int r = 0; r < kMetricRowsPerInsert; ++r) {
+      const int p = 3 + r * kMetricColumnsPerRow;
+      absl::StrAppend(text, r == 0 ? "" : ", ", "(?1, ?2, ?", p, ", ?", p + 1,
+                      ", ?", p + 2, ", ?", p + 3, ", ?", p + 4, ")");
+    }
+    return text;
+  }();
+  return *sql;
+}
 // Runs only on the writer, so MAX + 1 cannot race. Index: metrics_by_seq.
 constexpr char kLastMetricSeq[] =
     "SELECT COALESCE(MAX(seq), 0) FROM metrics WHERE run_id = ?1";
@@ -473,18 +492,333 @@ absl::StatusOr<bool> CancelOne(Database& db, int64_t run_id, RunState state,
       absl::StrCat("run ", run_id, " is already ", v1::RunState_Name(state)));
 }
 
+// Whether the stored point under `point`'s key in (run, attempt) has seq
+// `seq`, i.e. was written by the insert that gave it that seq.
+absl::StatusOr<bool> HasMetricSeq(Database& db, int64_t run_id,
+                                  uint32_t attempt, const MetricPoint& point,
+                                  int64_t seq) {
+  ASSIGN_OR_RETURN(Statement select,
+                   db.Prepare("SELECT seq = ?5 FROM metrics WHERE run_id = ?1"
+                              " AND attempt = ?2 AND step = ?3 AND name = ?4"));
+  select.BindInt64(1, run_id);
+  select.BindInt64(2, attempt);
+  select.BindInt64(3, point.step());
+  select.BindText(4, point.name());
+  select.BindInt64(5, seq);
+  ASSIGN_OR_RETURN(bool found, select.Step());
+  return found && select.ColumnBool(0);
+}
+
+// The write of LeaseRun; `grant` is left empty when nothing is leased.
+absl::Status LeaseRunOp(Database& db, int64_t team_id,
+                        const std::string& worker_id,
+                        const std::vector<std::string>& datasets,
+                        int64_t now_ms, int64_t ttl_ms,
+                        std::optional<LeaseGrant>* grant) {
+  {
+    ASSIGN_OR_RETURN(Statement select,
+                     db.Prepare("SELECT state FROM workers"
+                                " WHERE team_id = ?1 AND worker_id = ?2"));
+    select.BindInt64(1, team_id);
+    select.BindText(2, worker_id);
+    ASSIGN_OR_RETURN(bool found, select.Step());
+    if (!found) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("worker \"", worker_id, "\" is not registered"));
+    }
+    const auto state = static_cast<WorkerState>(select.ColumnInt64(0));
+    if (state != v1::WORKER_STATE_ACTIVE) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("worker \"", worker_id, "\" is ",
+                       v1::WorkerState_Name(state), " and may not lease runs"));
+    }
+  }
+  {
+    ASSIGN_OR_RETURN(Statement touch, db.Prepare(kTouchWorker));
+    touch.BindInt64(1, team_id);
+    touch.BindText(2, worker_id);
+    touch.BindInt64(3, now_ms);
+    RETURN_IF_ERROR(touch.Run());
+  }
+  if (datasets.empty()) return absl::OkStatus();
+
+  int64_t run_id;
+  {
+    ASSIGN_OR_RETURN(Statement pick,
+                     db.Prepare(sqlite_queries::LeasePick(datasets.size())));
+    pick.BindInt64(1, team_id);
+    for (size_t i = 0; i < datasets.size(); ++i) {
+      pick.BindText(static_cast<int>(i) + 2, datasets[i]);
+    }
+    ASSIGN_OR_RETURN(bool found, pick.Step());
+    if (!found) return absl::OkStatus();
+    run_id = pick.ColumnInt64(0);
+  }
+
+  const uint64_t lease_id = RandomNonZeroU64();
+  const int64_t expires_at_ms = now_ms + ttl_ms;
+  uint32_t attempt;
+  {
+    ASSIGN_OR_RETURN(
+        Statement update,
+        db.Prepare("UPDATE runs SET state = 2, attempt = attempt + 1,"
+                   " lease_id = ?2, lease_expires_at_ms = ?3,"
+                   " worker_id = ?4, started_at_ms = ?5 WHERE id = ?1"
+                   " RETURNING attempt"));
+    update.BindInt64(1, run_id);
+    update.BindInt64(2, ToSql(lease_id));
+    update.BindInt64(3, expires_at_ms);
+    update.BindText(4, worker_id);
+    update.BindInt64(5, now_ms);
+    ASSIGN_OR_RETURN(bool row, update.Step());
+    if (!row) return absl::InternalError("leased run vanished");
+    attempt = static_cast<uint32_t>(update.ColumnInt64(0));
+    RETURN_IF_ERROR(update.Run());
+  }
+  {
+    ASSIGN_OR_RETURN(Statement insert, db.Prepare(kInsertAttempt));
+    insert.BindInt64(1, run_id);
+    insert.BindInt64(2, attempt);
+    insert.BindText(3, worker_id);
+    insert.BindInt64(4, now_ms);
+    RETURN_IF_ERROR(insert.Run());
+  }
+  RETURN_IF_ERROR(AppendStateEvent(db, run_id, attempt, v1::RUN_STATE_LEASED,
+                                   worker_id, "leased", now_ms));
+  LeaseGrant& granted = grant->emplace();
+  ASSIGN_OR_RETURN(granted.run, ReadFullRun(db, team_id, run_id));
+  granted.lease.set_run_id(run_id);
+  granted.lease.set_attempt(attempt);
+  granted.lease.set_lease_id(lease_id);
+  granted.lease_expires_at_ms = expires_at_ms;
+  return absl::OkStatus();
+}
+
+// The write of AppendEvents.
+absl::Status AppendEventsOp(Database& db, int64_t team_id,
+                            const LeaseRef& lease, uint64_t batch_seq,
+                            const MetricPoints& points, const RunEvents& events,
+                            int64_t now_ms, Directive* directive) {
+  ASSIGN_OR_RETURN(LeasedRun run, CheckLease(db, team_id, lease, nullptr));
+  const int64_t run_id = run.run_id;
+  if (run.state == v1::RUN_STATE_LEASED) {
+    ASSIGN_OR_RETURN(Statement update,
+                     db.Prepare("UPDATE runs SET state = 3 WHERE id = ?1"));
+    update.BindInt64(1, run_id);
+    RETURN_IF_ERROR(update.Run());
+    RETURN_IF_ERROR(AppendStateEvent(
+        db, run_id, run.attempt, v1::RUN_STATE_RUNNING, run.worker_id,
+        "reporting", RunningSince(points, events, now_ms)));
+  }
+
+  // The batch's best newly stored point of the run's metric. A point
+  // already stored (a resent batch) is skipped and does not count for the
+  // best: the first write wins.
+  const MetricPoint* best = nullptr;
+  double best_score = 0;
+  auto consider = [&](const MetricPoint& point) {
+    const double score = Score(run.goal, point.value());
+    if (best == nullptr || score > best_score ||
+        (score == best_score && point.step() < best->step())) {
+      best = &point;
+      best_score = score;
+    }
+  };
+  auto may_be_best = [&](const MetricPoint& point) {
+    return point.name() == run.metric && std::isfinite(point.value());
+  };
+  if (!points.empty()) {
+    int64_t seq = 0;
+    {
+      ASSIGN_OR_RETURN(Statement last, db.Prepare(kLastMetricSeq));
+      last.BindInt64(1, run_id);
+      ASSIGN_OR_RETURN(bool row, last.Step());
+      if (row) seq = last.ColumnInt64(0);
+    }
+    const int n = points.size();
+    int i = 0;
+    // Whole chunks as multi-row INSERTs: one statement run per chunk
+    // instead of per point.
+    if (n >= kMetricRowsPerInsert) {
+      ASSIGN_OR_RETURN(Statement insert, db.Prepare(InsertMetricRowsSql()));
+      insert.BindInt64(1, run_id);
+      insert.BindInt64(2, run.attempt);
+      for (; n - i >= kMetricRowsPerInsert; i += kMetricRowsPerInsert) {
+        const int64_t first_seq = seq + 1;
+        for (int r = 0; r < kMetricRowsPerInsert; ++r) {
+          const MetricPoint& point = points.Get(i + r);
+          const int p = 3 + r * kMetricColumnsPerRow;
+          insert.BindText(p, point.name());
+          insert.BindInt64(p + 1, point.step());
+          insert.BindDouble(p + 2, point.value());
+          insert.BindInt64(
+              p + 3, point.wall_time_ms() != 0 ? point.wall_time_ms() : now_ms);
+          insert.BindInt64(p + 4, ++seq);
+        }
+        RETURN_IF_ERROR(insert.Run());
+        insert.Reset();
+        // Usually every row is new; otherwise a point is ours iff the row
+        // under its key carries the seq this chunk gave it.
+        const bool all_new = db.Changes() == kMetricRowsPerInsert;
+        for (int r = 0; r < kMetricRowsPerInsert; ++r) {
+          const MetricPoint& point = points.Get(i + r);
+          if (!may_be_best(point)) continue;
+          if (!all_new) {
+            ASSIGN_OR_RETURN(bool ours,
+                             HasMetricSeq(db, run_id, run.attempt, point,
+                                          first_seq + r));
+            if (!ours) continue;
+          }
+          consider(point);
+        }
+      }
+    }
+    if (i < n) {
+      ASSIGN_OR_RETURN(Statement insert, db.Prepare(kInsertMetric));
+      insert.BindInt64(1, run_id);
+      insert.BindInt64(2, run.attempt);
+      for (; i < n; ++i) {
+        const MetricPoint& point = points.Get(i);
+        insert.BindInt64(7, ++seq);
+        insert.BindText(3, point.name());
+        insert.BindInt64(4, point.step());
+        insert.BindDouble(5, point.value());
+        insert.BindInt64(
+            6, point.wall_time_ms() != 0 ? point.wall_time_ms() : now_ms);
+        RETURN_IF_ERROR(insert.Run());
+        insert.Reset();
+        if (db.Changes() != 0 && may_be_best(point)) consider(point);
+      }
+    }
+  }
+  if (!events.empty()) {
+    ASSIGN_OR_RETURN(Statement insert, db.Prepare(kInsertEvent));
+    insert.BindInt64(1, run_id);
+    insert.BindInt64(2, run.attempt);
+    insert.BindInt64(3, ToSql(batch_seq));
+    for (int i = 0; i < events.size(); ++i) {
+      insert.BindInt64(4, static_cast<int64_t>(i));
+      insert.BindText(5, events[i].kind());
+      insert.BindText(6, events[i].payload_json());
+      insert.BindInt64(7,
+                       events[i].time_ms() != 0 ? events[i].time_ms() : now_ms);
+      RETURN_IF_ERROR(insert.Run());
+      insert.Reset();
+    }
+  }
+
+  if (best != nullptr) {
+    const double stored_score = Score(run.goal, run.best_value);
+    if (!run.has_best || best_score > stored_score ||
+        (best_score == stored_score && best->step() < run.best_step)) {
+      ASSIGN_OR_RETURN(
+          Statement update,
+          db.Prepare("UPDATE runs SET best_value = ?2, best_step = ?3,"
+                     " best_attempt = ?4, score = ?5 WHERE id = ?1"));
+      update.BindInt64(1, run_id);
+      update.BindDouble(2, best->value());
+      update.BindInt64(3, best->step());
+      update.BindInt64(4, run.attempt);
+      update.BindDouble(5, best_score);
+      RETURN_IF_ERROR(update.Run());
+    }
+  }
+  *directive = run.directive();
+  return absl::OkStatus();
+}
+
+// The write of FinishRun; `*new_state` is the run's state after it.
+absl::Status FinishRunOp(Database& db, int64_t team_id,
+                         const FinishRequest& request, RunState* new_state) {
+  ASSIGN_OR_RETURN(const RunState final_state,
+                   StateOfOutcome(request.outcome, request.lease.run_id()));
+  const bool failed = final_state == v1::RUN_STATE_FAILED;
+  const std::optional<std::string> error =
+      failed ? std::optional<std::string>(request.reason) : std::nullopt;
+  const bool retryable = failed && request.retryable;
+
+  ASSIGN_OR_RETURN(LeasedRun run,
+                   CheckLease(db, team_id, request.lease, &request.worker_id));
+  const bool requeue =
+      retryable && !run.cancel_requested && run.attempt < run.max_attempts;
+  *new_state = requeue ? v1::RUN_STATE_QUEUED : final_state;
+  RETURN_IF_ERROR(CloseAttempt(db, run.run_id, run.attempt, final_state,
+                               request.reason, request.now_ms));
+  if (requeue) {
+    RETURN_IF_ERROR(RequeueRun(db, run.run_id, error, retryable));
+  } else {
+    RETURN_IF_ERROR(FinalizeRun(db, run.run_id, final_state, request.now_ms,
+                                error, retryable));
+  }
+  RETURN_IF_ERROR(AppendStateEvent(db, run.run_id, run.attempt, *new_state,
+                                   request.worker_id, request.reason,
+                                   request.now_ms));
+
+  if (final_state == v1::RUN_STATE_SUCCEEDED) {
+    // Usually already 0: the condition spares the worker's page a write.
+    ASSIGN_OR_RETURN(Statement update,
+                     db.Prepare("UPDATE workers SET consecutive_failures = 0"
+                                " WHERE team_id = ?1 AND worker_id = ?2"
+                                " AND consecutive_failures <> 0"));
+    update.BindInt64(1, team_id);
+    update.BindText(2, request.worker_id);
+    RETURN_IF_ERROR(update.Run());
+  } else if (failed) {
+    uint32_t failures;
+    WorkerState state;
+    {
+      ASSIGN_OR_RETURN(
+          Statement update,
+          db.Prepare("UPDATE workers"
+                     " SET consecutive_failures = consecutive_failures + 1"
+                     " WHERE team_id = ?1 AND worker_id = ?2"
+                     " RETURNING consecutive_failures, state"));
+      update.BindInt64(1, team_id);
+      update.BindText(2, request.worker_id);
+      ASSIGN_OR_RETURN(bool found, update.Step());
+      if (!found) return absl::OkStatus();  // the worker row is gone
+      failures = static_cast<uint32_t>(update.ColumnInt64(0));
+      state = static_cast<WorkerState>(update.ColumnInt64(1));
+      RETURN_IF_ERROR(update.Run());
+    }
+    if (request.quarantine_after > 0 && failures >= request.quarantine_after &&
+        state != v1::WORKER_STATE_QUARANTINED) {
+      ASSIGN_OR_RETURN(Statement update,
+                       db.Prepare("UPDATE workers SET state = ?3,"
+                                  " quarantine_reason = ?4"
+                                  " WHERE team_id = ?1 AND worker_id = ?2"));
+      update.BindInt64(1, team_id);
+      update.BindText(2, request.worker_id);
+      update.BindInt64(3, v1::WORKER_STATE_QUARANTINED);
+      update.BindText(
+          4, absl::StrCat(failures, " consecutive failures; last: run ",
+                          run.run_id, ": ", request.reason));
+      RETURN_IF_ERROR(update.Run());
+    }
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 // ---- Construction ----
 
 SqliteStore::SqliteStore(std::unique_ptr<GroupCommitWriter> writer,
+                         std::unique_ptr<WalCheckpointer> checkpointer,
                          std::vector<std::unique_ptr<Database>> readers)
-    : writer_(std::move(writer)), readers_(std::move(readers)) {
+    : writer_(std::move(writer)),
+      checkpointer_(std::move(checkpointer)),
+      readers_(std::move(readers)) {
   absl::MutexLock lock(&readers_mu_);
   for (const auto& reader : readers_) idle_readers_.push_back(reader.get());
 }
 
-SqliteStore::~SqliteStore() = default;
+SqliteStore::~SqliteStore() {
+  // Completions of submitted writes may still read (LeaseRunAsync's
+  // caller does) and commits call the checkpointer: finish them while both
+  // are there.
+  writer_->Shutdown();
+}
 
 absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
     const SqliteStoreOptions& options) {
@@ -495,12 +829,25 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
     return absl::InvalidArgumentError(
         "SqliteStore needs at least one reader connection");
   }
+  if (options.checkpoint_frames < 1) {
+    return absl::InvalidArgumentError(
+        "SqliteStore needs checkpoint_frames of at least 1");
+  }
   DatabaseOptions write_options;
   write_options.synchronous_full = options.synchronous_full;
   write_options.busy_timeout_ms = options.busy_timeout_ms;
   ASSIGN_OR_RETURN(std::unique_ptr<Database> writer,
                    Database::Open(options.path, write_options));
   RETURN_IF_ERROR(ApplyMigrations(*writer, EmbeddedMigrations()));
+  ASSIGN_OR_RETURN(std::unique_ptr<Database> checkpoint_db,
+                   Database::Open(options.path, write_options));
+  auto checkpointer =
+      std::make_unique<WalCheckpointer>(std::move(checkpoint_db));
+  writer->SetWalCommitHook(
+      [checkpointer = checkpointer.get(),
+       threshold = options.checkpoint_frames](int frames) {
+        if (frames >= threshold) checkpointer->Request();
+      });
 
   DatabaseOptions read_options;
   read_options.read_only = true;
@@ -514,7 +861,15 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
   return std::unique_ptr<SqliteStore>(
       new SqliteStore(std::make_unique<GroupCommitWriter>(
                           std::move(writer), options.max_group_commit_ops),
-                      std::move(readers)));
+                      std::move(checkpointer), std::move(readers)));
+}
+
+int64_t SqliteStore::checkpoints_completed() {
+  return checkpointer_->completed();
+}
+
+bool SqliteStore::WaitForCheckpoint(int64_t seen, absl::Duration timeout) {
+  return checkpointer_->WaitForCompleted(seen, timeout);
 }
 
 absl::Status SqliteStore::Read(DbFn fn) {
@@ -1075,86 +1430,26 @@ absl::StatusOr<std::optional<LeaseGrant>> SqliteStore::LeaseRun(
     int64_t team_id, const std::string& worker_id,
     const std::vector<std::string>& datasets, int64_t now_ms, int64_t ttl_ms) {
   std::optional<LeaseGrant> grant;
-  RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
-    {
-      ASSIGN_OR_RETURN(Statement select,
-                       db.Prepare("SELECT state FROM workers"
-                                  " WHERE team_id = ?1 AND worker_id = ?2"));
-      select.BindInt64(1, team_id);
-      select.BindText(2, worker_id);
-      ASSIGN_OR_RETURN(bool found, select.Step());
-      if (!found) {
-        return absl::FailedPreconditionError(
-            absl::StrCat("worker \"", worker_id, "\" is not registered"));
-      }
-      const auto state = static_cast<WorkerState>(select.ColumnInt64(0));
-      if (state != v1::WORKER_STATE_ACTIVE) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "worker \"", worker_id, "\" is ", v1::WorkerState_Name(state),
-            " and may not lease runs"));
-      }
-    }
-    {
-      ASSIGN_OR_RETURN(Statement touch, db.Prepare(kTouchWorker));
-      touch.BindInt64(1, team_id);
-      touch.BindText(2, worker_id);
-      touch.BindInt64(3, now_ms);
-      RETURN_IF_ERROR(touch.Run());
-    }
-    if (datasets.empty()) return absl::OkStatus();
-
-    int64_t run_id;
-    {
-      ASSIGN_OR_RETURN(Statement pick,
-                       db.Prepare(sqlite_queries::LeasePick(datasets.size())));
-      pick.BindInt64(1, team_id);
-      for (size_t i = 0; i < datasets.size(); ++i) {
-        pick.BindText(static_cast<int>(i) + 2, datasets[i]);
-      }
-      ASSIGN_OR_RETURN(bool found, pick.Step());
-      if (!found) return absl::OkStatus();
-      run_id = pick.ColumnInt64(0);
-    }
-
-    const uint64_t lease_id = RandomNonZeroU64();
-    const int64_t expires_at_ms = now_ms + ttl_ms;
-    uint32_t attempt;
-    {
-      ASSIGN_OR_RETURN(
-          Statement update,
-          db.Prepare("UPDATE runs SET state = 2, attempt = attempt + 1,"
-                     " lease_id = ?2, lease_expires_at_ms = ?3,"
-                     " worker_id = ?4, started_at_ms = ?5 WHERE id = ?1"
-                     " RETURNING attempt"));
-      update.BindInt64(1, run_id);
-      update.BindInt64(2, ToSql(lease_id));
-      update.BindInt64(3, expires_at_ms);
-      update.BindText(4, worker_id);
-      update.BindInt64(5, now_ms);
-      ASSIGN_OR_RETURN(bool row, update.Step());
-      if (!row) return absl::InternalError("leased run vanished");
-      attempt = static_cast<uint32_t>(update.ColumnInt64(0));
-      RETURN_IF_ERROR(update.Run());
-    }
-    {
-      ASSIGN_OR_RETURN(Statement insert, db.Prepare(kInsertAttempt));
-      insert.BindInt64(1, run_id);
-      insert.BindInt64(2, attempt);
-      insert.BindText(3, worker_id);
-      insert.BindInt64(4, now_ms);
-      RETURN_IF_ERROR(insert.Run());
-    }
-    RETURN_IF_ERROR(AppendStateEvent(db, run_id, attempt, v1::RUN_STATE_LEASED,
-                                     worker_id, "leased", now_ms));
-    LeaseGrant& granted = grant.emplace();
-    ASSIGN_OR_RETURN(granted.run, ReadFullRun(db, team_id, run_id));
-    granted.lease.set_run_id(run_id);
-    granted.lease.set_attempt(attempt);
-    granted.lease.set_lease_id(lease_id);
-    granted.lease_expires_at_ms = expires_at_ms;
-    return absl::OkStatus();
+  RETURN_IF_ERROR(Write([&](Database& db) {
+    return LeaseRunOp(db, team_id, worker_id, datasets, now_ms, ttl_ms, &grant);
   }));
   return grant;
+}
+
+void SqliteStore::LeaseRunAsync(int64_t team_id, const std::string& worker_id,
+                                const std::vector<std::string>& datasets,
+                                int64_t now_ms, int64_t ttl_ms,
+                                StoreCallback<std::optional<LeaseGrant>> done) {
+  auto grant = std::make_shared<std::optional<LeaseGrant>>();
+  writer_->Submit(
+      [=, &worker_id, &datasets](Database& db) {
+        return LeaseRunOp(db, team_id, worker_id, datasets, now_ms, ttl_ms,
+                          grant.get());
+      },
+      [grant, done = std::move(done)](absl::Status status) mutable {
+        if (!status.ok()) return done(std::move(status));
+        done(std::move(*grant));
+      });
 }
 
 absl::StatusOr<HeartbeatResult> SqliteStore::Heartbeat(
@@ -1185,96 +1480,30 @@ absl::StatusOr<HeartbeatResult> SqliteStore::Heartbeat(
 
 absl::StatusOr<Directive> SqliteStore::AppendEvents(
     int64_t team_id, const LeaseRef& lease, uint64_t batch_seq,
-    const MetricPoints& points, const RunEvents& events,
-    int64_t now_ms) {
+    const MetricPoints& points, const RunEvents& events, int64_t now_ms) {
   Directive directive = v1::DIRECTIVE_CONTINUE;
-  RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
-    ASSIGN_OR_RETURN(LeasedRun run, CheckLease(db, team_id, lease, nullptr));
-    const int64_t run_id = run.run_id;
-    if (run.state == v1::RUN_STATE_LEASED) {
-      ASSIGN_OR_RETURN(Statement update,
-                       db.Prepare("UPDATE runs SET state = 3 WHERE id = ?1"));
-      update.BindInt64(1, run_id);
-      RETURN_IF_ERROR(update.Run());
-      RETURN_IF_ERROR(AppendStateEvent(db, run_id, run.attempt,
-                                       v1::RUN_STATE_RUNNING, run.worker_id,
-                                       "reporting",
-                                       RunningSince(points, events, now_ms)));
-    }
-
-    // The batch's best newly stored point of the run's metric.
-    const MetricPoint* best = nullptr;
-    double best_score = 0;
-    if (!points.empty()) {
-      int64_t seq = 0;
-      {
-        ASSIGN_OR_RETURN(Statement last, db.Prepare(kLastMetricSeq));
-        last.BindInt64(1, run_id);
-        ASSIGN_OR_RETURN(bool row, last.Step());
-        if (row) seq = last.ColumnInt64(0);
-      }
-      ASSIGN_OR_RETURN(Statement insert, db.Prepare(kInsertMetric));
-      insert.BindInt64(1, run_id);
-      insert.BindInt64(2, run.attempt);
-      for (const MetricPoint& point : points) {
-        insert.BindInt64(7, ++seq);
-        insert.BindText(3, point.name());
-        insert.BindInt64(4, point.step());
-        insert.BindDouble(5, point.value());
-        insert.BindInt64(
-            6, point.wall_time_ms() != 0 ? point.wall_time_ms() : now_ms);
-        RETURN_IF_ERROR(insert.Run());
-        insert.Reset();
-        // A point already stored (a resent batch) is skipped and does not
-        // count for the best: the first write wins.
-        if (db.Changes() == 0 || point.name() != run.metric ||
-            !std::isfinite(point.value())) {
-          continue;
-        }
-        const double score = Score(run.goal, point.value());
-        if (best == nullptr || score > best_score ||
-            (score == best_score && point.step() < best->step())) {
-          best = &point;
-          best_score = score;
-        }
-      }
-    }
-    if (!events.empty()) {
-      ASSIGN_OR_RETURN(Statement insert, db.Prepare(kInsertEvent));
-      insert.BindInt64(1, run_id);
-      insert.BindInt64(2, run.attempt);
-      insert.BindInt64(3, ToSql(batch_seq));
-      for (int i = 0; i < events.size(); ++i) {
-        insert.BindInt64(4, static_cast<int64_t>(i));
-        insert.BindText(5, events[i].kind());
-        insert.BindText(6, events[i].payload_json());
-        insert.BindInt64(
-            7, events[i].time_ms() != 0 ? events[i].time_ms() : now_ms);
-        RETURN_IF_ERROR(insert.Run());
-        insert.Reset();
-      }
-    }
-
-    if (best != nullptr) {
-      const double stored_score = Score(run.goal, run.best_value);
-      if (!run.has_best || best_score > stored_score ||
-          (best_score == stored_score && best->step() < run.best_step)) {
-        ASSIGN_OR_RETURN(
-            Statement update,
-            db.Prepare("UPDATE runs SET best_value = ?2, best_step = ?3,"
-                       " best_attempt = ?4, score = ?5 WHERE id = ?1"));
-        update.BindInt64(1, run_id);
-        update.BindDouble(2, best->value());
-        update.BindInt64(3, best->step());
-        update.BindInt64(4, run.attempt);
-        update.BindDouble(5, best_score);
-        RETURN_IF_ERROR(update.Run());
-      }
-    }
-    directive = run.directive();
-    return absl::OkStatus();
+  RETURN_IF_ERROR(Write([&](Database& db) {
+    return AppendEventsOp(db, team_id, lease, batch_seq, points, events, now_ms,
+                          &directive);
   }));
   return directive;
+}
+
+void SqliteStore::AppendEventsAsync(int64_t team_id, const LeaseRef& lease,
+                                    uint64_t batch_seq,
+                                    const MetricPoints& points,
+                                    const RunEvents& events, int64_t now_ms,
+                                    StoreCallback<Directive> done) {
+  auto directive = std::make_shared<Directive>(v1::DIRECTIVE_CONTINUE);
+  writer_->Submit(
+      [=, &lease, &points, &events](Database& db) {
+        return AppendEventsOp(db, team_id, lease, batch_seq, points, events,
+                              now_ms, directive.get());
+      },
+      [directive, done = std::move(done)](absl::Status status) mutable {
+        if (!status.ok()) return done(std::move(status));
+        done(*directive);
+      });
 }
 
 absl::Status SqliteStore::AddArtifact(int64_t team_id, const LeaseRef& lease,
@@ -1334,76 +1563,30 @@ absl::StatusOr<std::vector<Artifact>> SqliteStore::ListArtifacts(
 
 absl::StatusOr<RunState> SqliteStore::FinishRun(int64_t team_id,
                                                 const FinishRequest& request) {
-  ASSIGN_OR_RETURN(const RunState final_state,
-                   StateOfOutcome(request.outcome, request.lease.run_id()));
-  const bool failed = final_state == v1::RUN_STATE_FAILED;
-  const std::optional<std::string> error =
-      failed ? std::optional<std::string>(request.reason) : std::nullopt;
-  const bool retryable = failed && request.retryable;
-
-  RunState new_state = final_state;
-  RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
-    ASSIGN_OR_RETURN(LeasedRun run, CheckLease(db, team_id, request.lease,
-                                               &request.worker_id));
-    const bool requeue =
-        retryable && !run.cancel_requested && run.attempt < run.max_attempts;
-    new_state = requeue ? v1::RUN_STATE_QUEUED : final_state;
-    RETURN_IF_ERROR(CloseAttempt(db, run.run_id, run.attempt, final_state,
-                                 request.reason, request.now_ms));
-    if (requeue) {
-      RETURN_IF_ERROR(RequeueRun(db, run.run_id, error, retryable));
-    } else {
-      RETURN_IF_ERROR(FinalizeRun(db, run.run_id, final_state, request.now_ms,
-                                  error, retryable));
-    }
-    RETURN_IF_ERROR(AppendStateEvent(db, run.run_id, run.attempt, new_state,
-                                     request.worker_id, request.reason,
-                                     request.now_ms));
-
-    if (final_state == v1::RUN_STATE_SUCCEEDED) {
-      ASSIGN_OR_RETURN(Statement update,
-                       db.Prepare("UPDATE workers SET consecutive_failures = 0"
-                                  " WHERE team_id = ?1 AND worker_id = ?2"));
-      update.BindInt64(1, team_id);
-      update.BindText(2, request.worker_id);
-      RETURN_IF_ERROR(update.Run());
-    } else if (failed) {
-      uint32_t failures;
-      WorkerState state;
-      {
-        ASSIGN_OR_RETURN(
-            Statement update,
-            db.Prepare("UPDATE workers"
-                       " SET consecutive_failures = consecutive_failures + 1"
-                       " WHERE team_id = ?1 AND worker_id = ?2"
-                       " RETURNING consecutive_failures, state"));
-        update.BindInt64(1, team_id);
-        update.BindText(2, request.worker_id);
-        ASSIGN_OR_RETURN(bool found, update.Step());
-        if (!found) return absl::OkStatus();  // the worker row is gone
-        failures = static_cast<uint32_t>(update.ColumnInt64(0));
-        state = static_cast<WorkerState>(update.ColumnInt64(1));
-        RETURN_IF_ERROR(update.Run());
-      }
-      if (request.quarantine_after > 0 &&
-          failures >= request.quarantine_after &&
-          state != v1::WORKER_STATE_QUARANTINED) {
-        ASSIGN_OR_RETURN(Statement update,
-                         db.Prepare("UPDATE workers SET state = ?3,"
-                                    " quarantine_reason = ?4"
-                                    " WHERE team_id = ?1 AND worker_id = ?2"));
-        update.BindInt64(1, team_id);
-        update.BindText(2, request.worker_id);
-        update.BindInt64(3, v1::WORKER_STATE_QUARANTINED);
-        update.BindText(
-            4, absl::StrCat(failures, " consecutive failures; last: run ",
-                            run.run_id, ": ", request.reason));
-        RETURN_IF_ERROR(update.Run());
-      }
-    }
-    return absl::OkStatus();
+  RETURN_IF_ERROR(
+      StateOfOutcome(request.outcome, request.lease.run_id()).status());
+  RunState new_state = v1::RUN_STATE_UNSPECIFIED;
+  RETURN_IF_ERROR(Write([&](Database& db) {
+    return FinishRunOp(db, team_id, request, &new_state);
   }));
   return new_state;
+}
+
+void SqliteStore::FinishRunAsync(int64_t team_id, const FinishRequest& request,
+                                 StoreCallback<RunState> done) {
+  // An unknown outcome fails before it takes a place in the queue.
+  absl::Status valid =
+      StateOfOutcome(request.outcome, request.lease.run_id()).status();
+  if (!valid.ok()) return done(std::move(valid));
+  auto new_state = std::make_shared<RunState>(v1::RUN_STATE_UNSPECIFIED);
+  writer_->Submit(
+      [=, &request](Database& db) {
+        return FinishRunOp(db, team_id, request, new_state.get());
+      },
+      [new_state, done = std::move(done)](absl::Status status) mutable {
+        if (!status.ok()) return done(std::move(status));
+        done(*new_state);
+      });
 }
 
 absl::StatusOr<std::vector<ExpiredLease>> SqliteStore::ExpireLeases(

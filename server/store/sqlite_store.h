@@ -16,9 +16,11 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "server/store/group_commit_writer.h"
 #include "server/store/sqlite_db.h"
 #include "server/store/store.h"
+#include "server/store/wal_checkpointer.h"
 #include "sweepq/v1/coordinator.pb.h"
 
 namespace sweepq::store {
@@ -35,6 +37,11 @@ struct SqliteStoreOptions {
   int reader_connections = 4;
   // Most write operations committed in one transaction.
   size_t max_group_commit_ops = 256;
+  // A commit that leaves at least this many frames (pages) in the
+  // write-ahead log asks the background checkpointer to copy them into the
+  // database file (SQLite's own default threshold, which it would apply
+  // inside the commit).
+  int checkpoint_frames = 1000;
   // How long a connection waits for a lock held by another process.
   int busy_timeout_ms = 5000;
 };
@@ -45,12 +52,15 @@ struct SqliteStoreOptions {
 //
 // Writes go to one connection owned by a GroupCommitWriter: every write
 // method queues its work and blocks until the group it ran in is committed
-// (so OK means committed); the first caller in the queue commits the group
-// on its own thread. Each write method is one operation in its own
-// savepoint, hence atomic and isolated from the others in its group.
+// (so OK means committed); the *Async writes queue theirs and get the
+// result by callback once it is committed. Each write method is one
+// operation of its group (in its own savepoint when the group has more),
+// hence atomic and isolated from the others in its group.
 // Reads run on a pool of read-only connections, each call in one read
 // transaction (a consistent snapshot), concurrently with each other and
 // with the writer; a read sees every write that returned before it began.
+// Checkpoints of the write-ahead log run on a connection and thread of
+// their own (WalCheckpointer), never inside a commit.
 //
 // Thread safety: every method may be called from any thread concurrently.
 // Only one SqliteStore (one process) may open a file at a time.
@@ -62,8 +72,8 @@ class SqliteStore : public Store {
   static absl::StatusOr<std::unique_ptr<SqliteStore>> Open(
       const SqliteStoreOptions& options);
 
-  // Waits for the group being committed and closes the connections. No
-  // call may be in progress.
+  // Waits for the queued writes (and the callbacks of the asynchronous
+  // ones) and closes the connections. No call may be in progress.
   ~SqliteStore() override;
 
   SqliteStore(const SqliteStore&) = delete;
@@ -172,10 +182,36 @@ class SqliteStore : public Store {
   // See Store::NextLeaseExpiry.
   absl::StatusOr<std::optional<int64_t>> NextLeaseExpiry() override;
 
+  // ---- Background checkpoints ----
+
+  // Checkpoints the background checkpointer has finished so far.
+  int64_t checkpoints_completed();
+  // Waits until more than `seen` checkpoints finished; false on timeout.
+  bool WaitForCheckpoint(int64_t seen, absl::Duration timeout);
+
+  // ---- Asynchronous writes ----
+
+  // See Store::LeaseRunAsync: queued on the group-commit writer; `done`
+  // runs on the thread that led the group.
+  void LeaseRunAsync(int64_t team_id, const std::string& worker_id,
+                     const std::vector<std::string>& datasets, int64_t now_ms,
+                     int64_t ttl_ms,
+                     StoreCallback<std::optional<LeaseGrant>> done) override;
+  // See Store::AppendEventsAsync; as LeaseRunAsync.
+  void AppendEventsAsync(int64_t team_id, const sweepq::v1::LeaseRef& lease,
+                         uint64_t batch_seq, const MetricPoints& points,
+                         const RunEvents& events, int64_t now_ms,
+                         StoreCallback<sweepq::v1::Directive> done) override;
+  // See Store::FinishRunAsync; as LeaseRunAsync. An unspecified outcome
+  // fails at once, on the calling thread.
+  void FinishRunAsync(int64_t team_id, const FinishRequest& request,
+                      StoreCallback<sweepq::v1::RunState> done) override;
+
  private:
   using DbFn = absl::FunctionRef<absl::Status(Database&)>;
 
   SqliteStore(std::unique_ptr<GroupCommitWriter> writer,
+              std::unique_ptr<WalCheckpointer> checkpointer,
               std::vector<std::unique_ptr<Database>> readers);
 
   // Runs `fn` in a read transaction on an idle reader connection, waiting
@@ -186,8 +222,12 @@ class SqliteStore : public Store {
   // it is committed (or failed, with nothing of it kept).
   absl::Status Write(DbFn fn) { return writer_->Run(fn); }
 
-  // Destroyed last: drains the queued writes after the readers are closed.
+  // Destroyed last (shut down first, in the destructor): the write
+  // connection closes after the others, as the last one of the file.
   std::unique_ptr<GroupCommitWriter> writer_;
+  // Called from the writer's commits; destroyed after the writer's
+  // shutdown.
+  std::unique_ptr<WalCheckpointer> checkpointer_;
   std::vector<std::unique_ptr<Database>> readers_;
 
   absl::Mutex readers_mu_;

@@ -28,6 +28,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "google/protobuf/repeated_ptr_field.h"
@@ -39,6 +40,11 @@ namespace sweepq::store {
 // (ReportEvents) copies no point between gRPC and the store.
 using MetricPoints = google::protobuf::RepeatedPtrField<sweepq::v1::MetricPoint>;
 using RunEvents = google::protobuf::RepeatedPtrField<sweepq::v1::RunEvent>;
+
+// Completion of an asynchronous write (Store::*Async): called exactly once
+// with the result the synchronous method would have returned.
+template <typename T>
+using StoreCallback = absl::AnyInvocable<void(absl::StatusOr<T>)>;
 
 enum class Role { kMember = 1, kWorker = 2 };
 
@@ -272,6 +278,36 @@ class Store {
 
   // Earliest lease expiry over all teams, if any lease is held.
   virtual absl::StatusOr<std::optional<int64_t>> NextLeaseExpiry() = 0;
+
+  // ---- Asynchronous forms of the hot worker writes ----
+  //
+  // Each does what its synchronous namesake does, with the same atomicity
+  // and durability, but may return before the write is committed: `done`
+  // gets the result once it is, on the calling thread or on the thread that
+  // committed it (SqliteStore: the group commit's leader), never while a
+  // lock of the store is held. Everything the arguments refer to must stay
+  // valid until `done` has been called. The defaults call the synchronous
+  // method and then `done`, on the calling thread.
+
+  virtual void LeaseRunAsync(int64_t team_id, const std::string& worker_id,
+                             const std::vector<std::string>& datasets,
+                             int64_t now_ms, int64_t ttl_ms,
+                             StoreCallback<std::optional<LeaseGrant>> done) {
+    done(LeaseRun(team_id, worker_id, datasets, now_ms, ttl_ms));
+  }
+
+  virtual void AppendEventsAsync(int64_t team_id,
+                                 const sweepq::v1::LeaseRef& lease,
+                                 uint64_t batch_seq, const MetricPoints& points,
+                                 const RunEvents& events, int64_t now_ms,
+                                 StoreCallback<sweepq::v1::Directive> done) {
+    done(AppendEvents(team_id, lease, batch_seq, points, events, now_ms));
+  }
+
+  virtual void FinishRunAsync(int64_t team_id, const FinishRequest& request,
+                              StoreCallback<sweepq::v1::RunState> done) {
+    done(FinishRun(team_id, request));
+  }
 };
 
 }  // namespace sweepq::store

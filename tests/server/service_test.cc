@@ -133,9 +133,9 @@ class ServiceTest : public ::testing::Test {
     return resp;
   }
 
-  grpc::Status Report(const Team& team, const v1::LeaseRef& lease,
-                      uint64_t batch, const std::string& metric,
-                      std::vector<std::pair<int64_t, double>> points) {
+  static v1::ReportEventsRequest Batch(
+      const v1::LeaseRef& lease, uint64_t batch, const std::string& metric,
+      const std::vector<std::pair<int64_t, double>>& points) {
     v1::ReportEventsRequest req;
     *req.mutable_lease() = lease;
     req.set_batch_seq(batch);
@@ -145,8 +145,76 @@ class ServiceTest : public ::testing::Test {
       p->set_step(step);
       p->set_value(value);
     }
+    return req;
+  }
+
+  grpc::Status Report(const Team& team, const v1::LeaseRef& lease,
+                      uint64_t batch, const std::string& metric,
+                      std::vector<std::pair<int64_t, double>> points) {
     v1::ReportEventsResponse resp;
-    return workers_->ReportEvents(Ctx(team.worker).get(), req, &resp);
+    return workers_->ReportEvents(Ctx(team.worker).get(),
+                                  Batch(lease, batch, metric, points), &resp);
+  }
+
+  // An open StreamEvents call; `ctx` must outlive `stream`.
+  struct EventStreamCall {
+    std::unique_ptr<grpc::ClientContext> ctx;
+    std::unique_ptr<grpc::ClientReaderWriter<v1::ReportEventsRequest,
+                                             v1::ReportEventsResponse>>
+        stream;
+  };
+
+  EventStreamCall OpenStream(const std::string& token) {
+    EventStreamCall call;
+    call.ctx = Ctx(token);
+    call.stream = workers_->StreamEvents(call.ctx.get());
+    return call;
+  }
+
+  // Sends `batch` on `call` and returns the acked batch_seq (0 when the
+  // stream ended instead).
+  static uint64_t SendAndAck(EventStreamCall& call,
+                             const v1::ReportEventsRequest& batch) {
+    if (!call.stream->Write(batch)) return 0;
+    v1::ReportEventsResponse ack;
+    if (!call.stream->Read(&ack)) return 0;
+    return ack.acked_batch_seq();
+  }
+
+  // Closes the client side and returns the stream's final status.
+  static grpc::Status CloseStream(EventStreamCall& call) {
+    call.stream->WritesDone();
+    v1::ReportEventsResponse extra;
+    while (call.stream->Read(&extra)) {
+      ADD_FAILURE() << "unexpected answer " << extra.acked_batch_seq();
+    }
+    return call.stream->Finish();
+  }
+
+  // The steps of the first `n` metric points stored for `run_id`, read
+  // while the run is still live (the call ends once `n` have arrived).
+  std::vector<int64_t> StoredSteps(const Team& team, int64_t run_id, int n) {
+    v1::WatchRunRequest req;
+    req.set_run_id(run_id);
+    auto ctx = ::sweepq::testing::AuthorizedContext(team.member, 5);
+    auto reader = team_->WatchRun(ctx.get(), req);
+    std::vector<int64_t> steps;
+    v1::WatchRunResponse item;
+    while (static_cast<int>(steps.size()) < n && reader->Read(&item)) {
+      if (item.has_metric()) steps.push_back(item.metric().step());
+    }
+    ctx->TryCancel();
+    reader->Finish();
+    return steps;
+  }
+
+  // The steps of every metric point of a finished run.
+  std::vector<int64_t> AllSteps(const Team& team, int64_t run_id) {
+    std::vector<int64_t> steps;
+    for (const auto& item : WatchAll(team, run_id)) {
+      if (item.has_metric()) steps.push_back(item.metric().step());
+    }
+    return steps;
   }
 
   grpc::Status Finish(const Team& team, const std::string& worker_id,
@@ -364,6 +432,203 @@ TEST_F(ServiceTest, DuplicateBatchIsStoredOnceAndWatchResumesFromCursor) {
     if (item.has_metric()) rest_steps.push_back(item.metric().step());
   }
   EXPECT_THAT(rest_steps, ::testing::ElementsAre(3));
+}
+
+// ---- StreamEvents ----
+
+TEST_F(ServiceTest, StreamAnswersEachBatchInOrderAfterItIsCommitted) {
+  Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  auto lease = Lease(alpha_, "gpu1");
+  ASSERT_TRUE(lease.granted());
+  auto call = OpenStream(alpha_.worker);
+  for (uint64_t seq = 1; seq <= 3; ++seq) {
+    const int64_t step = static_cast<int64_t>(seq);
+    ASSERT_EQ(SendAndAck(call, Batch(lease.lease(), seq, "val_f1",
+                                     {{step, 0.1 * static_cast<double>(seq)}})),
+              seq);
+    // Acked means stored: the point is readable before the stream ends.
+    EXPECT_EQ(StoredSteps(alpha_, lease.run().run_id(), static_cast<int>(seq))
+                  .size(),
+              seq);
+  }
+  grpc::Status s = CloseStream(call);
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  ASSERT_TRUE(Finish(alpha_, "gpu1", lease.lease(), v1::OUTCOME_SUCCEEDED).ok());
+  EXPECT_THAT(AllSteps(alpha_, lease.run().run_id()),
+              ::testing::ElementsAre(1, 2, 3));
+}
+
+TEST_F(ServiceTest, StreamAnswerCarriesTheCancelDirective) {
+  Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  auto lease = Lease(alpha_, "gpu1");
+  v1::CancelRunRequest cancel;
+  cancel.set_run_id(lease.run().run_id());
+  v1::CancelRunResponse cancelled;
+  ASSERT_TRUE(
+      team_->CancelRun(Ctx(alpha_.member).get(), cancel, &cancelled).ok());
+  auto call = OpenStream(alpha_.worker);
+  ASSERT_TRUE(call.stream->Write(Batch(lease.lease(), 1, "val_f1", {{1, 0.1}})));
+  v1::ReportEventsResponse ack;
+  ASSERT_TRUE(call.stream->Read(&ack));
+  EXPECT_EQ(ack.directive(), v1::DIRECTIVE_CANCEL);
+  EXPECT_TRUE(CloseStream(call).ok());
+}
+
+TEST_F(ServiceTest, BatchResentOnTheStreamIsStoredOnce) {
+  Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  auto lease = Lease(alpha_, "gpu1");
+  auto call = OpenStream(alpha_.worker);
+  const auto batch = Batch(lease.lease(), 7, "val_f1", {{1, 0.1}, {2, 0.2}});
+  EXPECT_EQ(SendAndAck(call, batch), 7u);
+  EXPECT_EQ(SendAndAck(call, batch), 7u);
+  EXPECT_TRUE(CloseStream(call).ok());
+  // And again on a new stream, as after a reconnect.
+  auto again = OpenStream(alpha_.worker);
+  EXPECT_EQ(SendAndAck(again, batch), 7u);
+  EXPECT_TRUE(CloseStream(again).ok());
+  ASSERT_TRUE(Finish(alpha_, "gpu1", lease.lease(), v1::OUTCOME_SUCCEEDED).ok());
+  EXPECT_THAT(AllSteps(alpha_, lease.run().run_id()),
+              ::testing::ElementsAre(1, 2));
+}
+
+TEST_F(ServiceTest, StaleLeaseEndsTheStreamAndKeepsTheEarlierBatches) {
+  Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  auto lease = Lease(alpha_, "gpu1");
+  auto call = OpenStream(alpha_.worker);
+  EXPECT_EQ(SendAndAck(call, Batch(lease.lease(), 1, "val_f1", {{1, 0.1}})),
+            1u);
+  EXPECT_EQ(SendAndAck(call, Batch(lease.lease(), 2, "val_f1", {{2, 0.2}})),
+            2u);
+  // The run ends (as after a lease expiry and a new holder): the lease the
+  // stream's next batch names is no longer current.
+  ASSERT_TRUE(Finish(alpha_, "gpu1", lease.lease(), v1::OUTCOME_SUCCEEDED).ok());
+  EXPECT_EQ(SendAndAck(call, Batch(lease.lease(), 3, "val_f1", {{3, 0.9}})),
+            0u);
+  grpc::Status s = call.stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("lease"));
+  EXPECT_THAT(AllSteps(alpha_, lease.run().run_id()),
+              ::testing::ElementsAre(1, 2));
+}
+
+TEST_F(ServiceTest, InvalidBatchEndsTheStreamWithInvalidArgument) {
+  Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  auto lease = Lease(alpha_, "gpu1");
+  auto call = OpenStream(alpha_.worker);
+  EXPECT_EQ(SendAndAck(call, Batch(lease.lease(), 1, "val_f1", {{1, 0.1}})),
+            1u);
+  EXPECT_EQ(SendAndAck(call, Batch(lease.lease(), 2, "", {{2, 0.2}})), 0u);
+  grpc::Status s = call.stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+      << s.error_message();
+  ASSERT_TRUE(Finish(alpha_, "gpu1", lease.lease(), v1::OUTCOME_SUCCEEDED).ok());
+  EXPECT_THAT(AllSteps(alpha_, lease.run().run_id()), ::testing::ElementsAre(1));
+}
+
+TEST_F(ServiceTest, OneStreamCarriesBatchesOfTwoLeasesInterleaved) {
+  Submit(alpha_, kSweep);  // two runs
+  Register(alpha_, "gpu1");
+  Register(alpha_, "gpu2");
+  auto first = Lease(alpha_, "gpu1");
+  auto second = Lease(alpha_, "gpu2");
+  ASSERT_TRUE(first.granted() && second.granted());
+  ASSERT_NE(first.run().run_id(), second.run().run_id());
+  auto call = OpenStream(alpha_.worker);
+  for (int i = 1; i <= 4; ++i) {
+    const auto& lease = i % 2 == 1 ? first : second;
+    const uint64_t seq = static_cast<uint64_t>(i);
+    EXPECT_EQ(SendAndAck(call, Batch(lease.lease(), seq, "val_f1",
+                                     {{10 * i, 0.1}})),
+              seq);
+  }
+  EXPECT_TRUE(CloseStream(call).ok());
+  ASSERT_TRUE(Finish(alpha_, "gpu1", first.lease(), v1::OUTCOME_SUCCEEDED).ok());
+  ASSERT_TRUE(Finish(alpha_, "gpu2", second.lease(), v1::OUTCOME_SUCCEEDED).ok());
+  EXPECT_THAT(AllSteps(alpha_, first.run().run_id()),
+              ::testing::ElementsAre(10, 30));
+  EXPECT_THAT(AllSteps(alpha_, second.run().run_id()),
+              ::testing::ElementsAre(20, 40));
+}
+
+TEST_F(ServiceTest, PipelinedBatchesAreAllAnsweredInOrder) {
+  Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  auto lease = Lease(alpha_, "gpu1");
+  auto call = OpenStream(alpha_.worker);
+  constexpr int kBatches = 50;  // more than the server keeps in flight
+  for (int i = 1; i <= kBatches; ++i) {
+    ASSERT_TRUE(call.stream->Write(Batch(lease.lease(),
+                                         static_cast<uint64_t>(i), "val_f1",
+                                         {{i, 0.5}})));
+  }
+  call.stream->WritesDone();
+  std::vector<uint64_t> acked;
+  v1::ReportEventsResponse ack;
+  while (call.stream->Read(&ack)) acked.push_back(ack.acked_batch_seq());
+  grpc::Status s = call.stream->Finish();
+  EXPECT_TRUE(s.ok()) << s.error_message();
+  std::vector<uint64_t> expected;
+  for (int i = 1; i <= kBatches; ++i) expected.push_back(i);
+  EXPECT_EQ(acked, expected);
+  ASSERT_TRUE(Finish(alpha_, "gpu1", lease.lease(), v1::OUTCOME_SUCCEEDED).ok());
+  std::vector<int64_t> expected_steps(expected.begin(), expected.end());
+  EXPECT_THAT(AllSteps(alpha_, lease.run().run_id()),
+              ::testing::ElementsAreArray(expected_steps));
+}
+
+TEST_F(ServiceTest, PipelinedFailureComesAfterTheAnswersBeforeIt) {
+  Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  auto lease = Lease(alpha_, "gpu1");
+  auto call = OpenStream(alpha_.worker);
+  for (int i = 1; i <= 6; ++i) {
+    // Batch 4 names no metric: INVALID_ARGUMENT. Writes after it fail once
+    // the server has ended the stream.
+    const bool written = call.stream->Write(
+        Batch(lease.lease(), static_cast<uint64_t>(i),
+              i == 4 ? "" : "val_f1", {{i, 0.5}}));
+    if (i <= 4) {
+      ASSERT_TRUE(written) << i;
+    }
+  }
+  call.stream->WritesDone();
+  std::vector<uint64_t> acked;
+  v1::ReportEventsResponse ack;
+  while (call.stream->Read(&ack)) acked.push_back(ack.acked_batch_seq());
+  grpc::Status s = call.stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
+      << s.error_message();
+  EXPECT_EQ(acked, (std::vector<uint64_t>{1, 2, 3}));
+  ASSERT_TRUE(Finish(alpha_, "gpu1", lease.lease(), v1::OUTCOME_SUCCEEDED).ok());
+  // 1-3 are stored; 5 and 6 may be (they were read before 4 failed).
+  std::vector<int64_t> steps = AllSteps(alpha_, lease.run().run_id());
+  ASSERT_GE(steps.size(), 3u);
+  EXPECT_THAT(std::vector<int64_t>(steps.begin(), steps.begin() + 3),
+              ::testing::ElementsAre(1, 2, 3));
+  EXPECT_THAT(steps, ::testing::Not(::testing::Contains(4)));
+}
+
+TEST_F(ServiceTest, ShutdownEndsOpenStreamsWithUnavailable) {
+  Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  auto lease = Lease(alpha_, "gpu1");
+  auto call = OpenStream(alpha_.worker);
+  ASSERT_EQ(SendAndAck(call, Batch(lease.lease(), 1, "val_f1", {{1, 0.1}})),
+            1u);
+  // Without ShutdownStreams the server would wait for its 5 s grace period
+  // and then cancel the call.
+  const auto start = std::chrono::steady_clock::now();
+  server_->Shutdown();
+  EXPECT_LT(std::chrono::steady_clock::now() - start, std::chrono::seconds(4));
+  v1::ReportEventsResponse ack;
+  EXPECT_FALSE(call.stream->Read(&ack));
+  EXPECT_EQ(call.stream->Finish().error_code(), grpc::StatusCode::UNAVAILABLE);
 }
 
 TEST_F(ServiceTest, WatchStreamsLiveEventsUntilTheRunEnds) {
@@ -930,6 +1195,19 @@ class AuthMatrixTest : public ServiceTest {
       v1::ReportEventsResponse o;
       return workers_->ReportEvents(Ctx(t).get(), r, &o);
     });
+    add("StreamEvents", false, [&](const std::string& t) {
+      auto ctx = Ctx(t);
+      auto stream = workers_->StreamEvents(ctx.get());
+      v1::ReportEventsRequest r;
+      *r.mutable_lease() = lease_;
+      r.set_batch_seq(98);
+      stream->Write(r);
+      stream->WritesDone();
+      v1::ReportEventsResponse o;
+      while (stream->Read(&o)) {
+      }
+      return stream->Finish();
+    });
     add("UploadArtifact", false, [&](const std::string& t) {
       auto ctx = Ctx(t);
       v1::UploadArtifactResponse o;
@@ -973,7 +1251,7 @@ class AuthMatrixTest : public ServiceTest {
 
 TEST_F(AuthMatrixTest, EveryRpcNeedsAValidTokenOfItsRole) {
   const auto rpcs = Rpcs();
-  ASSERT_EQ(rpcs.size(), 20u);  // every RPC of both services
+  ASSERT_EQ(rpcs.size(), 21u);  // every RPC of both services
   for (const auto& rpc : rpcs) {
     SCOPED_TRACE(rpc.name);
     EXPECT_EQ(rpc.call("").error_code(), grpc::StatusCode::UNAUTHENTICATED);

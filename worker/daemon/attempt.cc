@@ -454,6 +454,9 @@ bool Attempt::UploadWithRetries(const std::string& name,
 }
 
 void Attempt::SendLoop() {
+  // One StreamEvents call carries the attempt's batches; after a failure
+  // the next Send() opens a new one and the spool's oldest batch is resent.
+  std::unique_ptr<EventStreamClient> events = env_.client->NewEventStream();
   Backoff backoff(absl::Milliseconds(100), env_.options->max_backoff);
   bool unreachable = false;
   int checkpoint_errors = 0;
@@ -486,7 +489,7 @@ void Attempt::SendLoop() {
     absl::Status sent;
     if (batch->has_value()) {
       const v1::ReportEventsRequest& request = **batch;
-      auto acked = env_.client->ReportEvents(request);
+      auto acked = events->Send(request);
       sent = acked.status();
       if (acked.ok()) {
         absl::Status removed = spool_->Ack(request.batch_seq());

@@ -12,7 +12,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/crypto.h"
+#include "glog/logging.h"
 
 namespace sweepq::worker {
 namespace {
@@ -181,6 +183,158 @@ absl::StatusOr<sweepq::v1::ReportEventsResponse> CoordinatorClient::ReportEvents
   grpc::Status s = stub_->ReportEvents(ctx.get(), request, &response);
   if (!s.ok()) return FromGrpc("ReportEvents", s);
   return response;
+}
+
+std::unique_ptr<EventStreamClient> CoordinatorClient::NewEventStream() {
+  return std::make_unique<EventStreamClient>(stub_.get(), options_.token,
+                                             options_.rpc_timeout);
+}
+
+// What a Call reports to the sender; shared so that it outlives the Call,
+// which deletes itself in OnDone.
+struct EventStreamClient::State {
+  absl::Mutex mu;
+  bool write_done ABSL_GUARDED_BY(mu) = false;
+  bool write_ok ABSL_GUARDED_BY(mu) = false;
+  bool read_done ABSL_GUARDED_BY(mu) = false;
+  bool read_ok ABSL_GUARDED_BY(mu) = false;
+  bool done ABSL_GUARDED_BY(mu) = false;
+  grpc::Status status ABSL_GUARDED_BY(mu);
+};
+
+// The reactor of one StreamEvents call. A hold (AddHold) from the start
+// until EndCall keeps OnDone from running while the sender may still start
+// operations; after a failure they just complete with ok = false.
+class EventStreamClient::Call final
+    : public grpc::ClientBidiReactor<sweepq::v1::ReportEventsRequest,
+                                     sweepq::v1::ReportEventsResponse> {
+ public:
+  Call(sweepq::v1::WorkerService::StubInterface* stub,
+       const std::string& token, std::shared_ptr<State> state)
+      : state_(std::move(state)) {
+    ctx_.AddMetadata("authorization", absl::StrCat("Bearer ", token));
+    stub->async()->StreamEvents(&ctx_, this);
+    AddHold();
+    StartCall();
+  }
+
+  // Starts sending `request` and reading its answer (see State).
+  void Exchange(const sweepq::v1::ReportEventsRequest& request) {
+    {
+      absl::MutexLock lock(&state_->mu);
+      state_->write_done = state_->read_done = false;
+    }
+    request_ = request;
+    StartWrite(&request_);
+    StartRead(&response_);
+  }
+
+  void HalfClose() { StartWritesDone(); }
+  void Cancel() { ctx_.TryCancel(); }
+  // Lets OnDone run once the call is over.
+  void Release() { RemoveHold(); }
+  const sweepq::v1::ReportEventsResponse& response() const { return response_; }
+
+  void OnWriteDone(bool ok) override {
+    absl::MutexLock lock(&state_->mu);
+    state_->write_done = true;
+    state_->write_ok = ok;
+  }
+  void OnReadDone(bool ok) override {
+    absl::MutexLock lock(&state_->mu);
+    state_->read_done = true;
+    state_->read_ok = ok;
+  }
+  // The sender deletes the Call once it has seen `done`; nothing here
+  // touches the Call after the lock is released.
+  void OnDone(const grpc::Status& status) override {
+    std::shared_ptr<State> state = state_;
+    absl::MutexLock lock(&state->mu);
+    state->done = true;
+    state->status = status;
+  }
+
+ private:
+  grpc::ClientContext ctx_;
+  std::shared_ptr<State> state_;
+  sweepq::v1::ReportEventsRequest request_;
+  sweepq::v1::ReportEventsResponse response_;
+};
+
+EventStreamClient::EventStreamClient(
+    sweepq::v1::WorkerService::StubInterface* stub, std::string token,
+    absl::Duration timeout)
+    : stub_(stub), token_(std::move(token)), timeout_(timeout) {}
+
+EventStreamClient::~EventStreamClient() { Close(); }
+
+absl::StatusOr<sweepq::v1::ReportEventsResponse> EventStreamClient::Send(
+    const sweepq::v1::ReportEventsRequest& request) {
+  if (call_ == nullptr) {
+    state_ = std::make_shared<State>();
+    call_ = new Call(stub_, token_, state_);
+    ++calls_opened_;
+    LOG(INFO) << "opened event stream #" << calls_opened_
+              << " (StreamEvents) to the coordinator";
+  }
+  call_->Exchange(request);
+  bool answered = false;
+  bool in_time;
+  {
+    absl::MutexLock lock(&state_->mu);
+    in_time = state_->mu.AwaitWithTimeout(
+        absl::Condition(
+            +[](State* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) {
+              return s->write_done && s->read_done;
+            },
+            state_.get()),
+        timeout_);
+    answered = in_time && state_->write_ok && state_->read_ok;
+  }
+  if (answered) return call_->response();
+  // The call is over (the coordinator ended it with the status we want, or
+  // the connection broke) or stuck.
+  grpc::Status status = EndCall(/*cancel=*/!in_time);
+  if (!in_time) {
+    return absl::DeadlineExceededError(absl::StrCat(
+        "StreamEvents: no answer to batch ", request.batch_seq(), " within ",
+        absl::FormatDuration(timeout_)));
+  }
+  if (status.ok()) {
+    return absl::UnavailableError(absl::StrCat(
+        "StreamEvents: the stream ended without answering batch ",
+        request.batch_seq()));
+  }
+  return FromGrpc("StreamEvents", status);
+}
+
+void EventStreamClient::Close() {
+  if (call_ == nullptr) return;
+  call_->HalfClose();
+  EndCall(/*cancel=*/false);
+}
+
+grpc::Status EventStreamClient::EndCall(bool cancel) {
+  std::unique_ptr<Call> call(std::exchange(call_, nullptr));
+  if (cancel) call->Cancel();
+  call->Release();
+  auto done = [](State* s) ABSL_EXCLUSIVE_LOCKS_REQUIRED(s->mu) {
+    return s->done;
+  };
+  bool ended;
+  {
+    absl::MutexLock lock(&state_->mu);
+    ended = state_->mu.AwaitWithTimeout(absl::Condition(+done, state_.get()),
+                                        timeout_);
+  }
+  if (!ended) {
+    // Still open (e.g. the coordinator never answers the half-close):
+    // cancelling ends it at once.
+    call->Cancel();
+  }
+  absl::MutexLock lock(&state_->mu);
+  state_->mu.Await(absl::Condition(+done, state_.get()));
+  return state_->status;
 }
 
 absl::StatusOr<sweepq::v1::Artifact> CoordinatorClient::UploadFile(

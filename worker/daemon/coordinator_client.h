@@ -54,6 +54,53 @@ class CallCanceller {
   grpc::ClientContext* ctx_ ABSL_GUARDED_BY(mu_) = nullptr;
 };
 
+// One StreamEvents call kept open across batches (docs/coordinator.md), so
+// that a batch costs a message rather than a call. Send() writes one batch
+// and waits for its answer. The call is opened on first use and again on
+// the Send() after any failure; a caller that resends its unacked batch
+// after an error (batch_seq makes that harmless) thus rides out a
+// coordinator restart.
+//
+// Thread safety: Send() and Close() must not run concurrently (one sender
+// thread); gRPC's completions run on its own threads.
+class EventStreamClient {
+ public:
+  // `stub` must outlive the object; `token` is sent as the bearer token.
+  EventStreamClient(sweepq::v1::WorkerService::StubInterface* stub,
+                    std::string token, absl::Duration timeout);
+  // Closes the call (see Close()).
+  ~EventStreamClient();
+  EventStreamClient(const EventStreamClient&) = delete;
+  EventStreamClient& operator=(const EventStreamClient&) = delete;
+
+  // Sends `request` and returns its answer. On failure the call is over and
+  // the status is its final status ("StreamEvents: ..."; e.g.
+  // FAILED_PRECONDITION for a lost lease, UNAVAILABLE while the coordinator
+  // is down), or DEADLINE_EXCEEDED when no answer came within the timeout
+  // (the call is then cancelled). Nothing of a failed Send is known to be
+  // stored or not: resend it.
+  absl::StatusOr<sweepq::v1::ReportEventsResponse> Send(
+      const sweepq::v1::ReportEventsRequest& request);
+
+  // Half-closes the open call, if any, and waits (up to the timeout, then
+  // cancels) for it to end. The next Send() opens a new one.
+  void Close();
+
+ private:
+  class Call;
+  struct State;
+
+  // Ends call_ (cancelling it first when `cancel`) and returns its status.
+  grpc::Status EndCall(bool cancel);
+
+  sweepq::v1::WorkerService::StubInterface* const stub_;
+  const std::string token_;
+  const absl::Duration timeout_;
+  Call* call_ = nullptr;  // owned; deleted by EndCall once it is over
+  int calls_opened_ = 0;  // logged, so that reopening shows in the log
+  std::shared_ptr<State> state_;
+};
+
 class CoordinatorClient {
  public:
   // Builds the channel (connecting lazily). INVALID_ARGUMENT when the CA
@@ -78,6 +125,10 @@ class CoordinatorClient {
 
   absl::StatusOr<sweepq::v1::ReportEventsResponse> ReportEvents(
       const sweepq::v1::ReportEventsRequest& request);
+
+  // A sender of batches over StreamEvents, each answered within the unary
+  // deadline. Must not outlive this client.
+  std::unique_ptr<EventStreamClient> NewEventStream();
 
   // Uploads the file at `path` as artifact `name` of the leased attempt, in
   // 1 MiB chunks after a header with its size and SHA-256. The file is

@@ -20,12 +20,15 @@
 #include "absl/strings/escaping.h"
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "server/store/group_commit_writer.h"
 #include "server/store/migrations.h"
 #include "server/store/sqlite_db.h"
 #include "server/store/sqlite_queries.h"
+#include "server/store/wal_checkpointer.h"
 #include "tests/server/store/store_contract.h"
 
 namespace sweepq::store {
@@ -424,6 +427,47 @@ TEST_P(SqliteStoreTest, ConcurrentAppendsAllCommitExactlyOnce) {
   }
 }
 
+// Batches of many points are inserted several rows per statement: a
+// resent key, or a key repeated inside one statement, still keeps its first
+// value and only newly stored points count for the run's best.
+TEST_P(SqliteStoreTest, LargeBatchesKeepTheFirstWriteOfEveryKey) {
+  std::unique_ptr<SqliteStore> store = OpenStore();
+  ASSERT_NE(store, nullptr);
+  Fixture fixture = MakeTeamAndSweep(*store, 1);
+  v1::LeaseRef lease = Lease(*store, fixture.team_id);
+  std::vector<v1::MetricPoint> first;
+  for (int step = 0; step < 150; ++step) {
+    first.push_back(Point("val_f1", step, 0.1));
+  }
+  ASSERT_TRUE(Append(*store, fixture.team_id, lease, 1, first, {}, kNow).ok());
+  std::vector<v1::MetricPoint> second;
+  for (int step = 100; step < 150; ++step) {  // already stored with 0.1
+    second.push_back(Point("val_f1", step, 0.99));
+  }
+  second.push_back(Point("val_f1", 200, 0.95));  // the first write of 200
+  for (int step = 150; step < 250; ++step) {     // 200 again: ignored
+    second.push_back(Point("val_f1", step, 0.5));
+  }
+  ASSERT_TRUE(Append(*store, fixture.team_id, lease, 2, second, {}, kNow).ok());
+
+  absl::StatusOr<WatchBatch> stream =
+      store->ReadRunStream(fixture.team_id, lease.run_id(), 0, 0, 0);
+  ASSERT_TRUE(stream.ok()) << stream.status();
+  ASSERT_EQ(stream->metrics.size(), 250u);
+  std::set<int64_t> steps;
+  for (const v1::MetricPoint& point : stream->metrics) {
+    steps.insert(point.step());
+    const double expected =
+        point.step() < 150 ? 0.1 : (point.step() == 200 ? 0.95 : 0.5);
+    EXPECT_EQ(point.value(), expected) << "step " << point.step();
+  }
+  EXPECT_EQ(steps.size(), 250u);
+  absl::StatusOr<v1::Run> run = store->GetRun(fixture.team_id, lease.run_id());
+  ASSERT_TRUE(run.ok()) << run.status();
+  EXPECT_EQ(run->best_value(), 0.95);
+  EXPECT_EQ(run->best_step(), 200);
+}
+
 TEST_P(SqliteStoreTest, FencedWritesFailAloneWhileOthersCommit) {
   constexpr int kRuns = 8;
   constexpr int kBatches = 50;
@@ -546,6 +590,143 @@ TEST_P(SqliteStoreTest, WriterCommitsEveryQueuedOperation) {
   ASSERT_NE(other, nullptr);
   EXPECT_EQ(other->QueryInt64("SELECT COUNT(*) FROM t").value_or(0),
             kThreads * kOps);
+}
+
+// Submitted operations are committed before their `done` runs (another
+// connection already sees the row), each `done` runs once with the
+// operation's own status, and Run() callers share the same queue.
+TEST_P(SqliteStoreTest, SubmittedOperationsAreCommittedBeforeTheirDone) {
+  std::unique_ptr<Database> db = OpenDatabase();
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(db->Execute("CREATE TABLE t (k INTEGER PRIMARY KEY)").ok());
+  std::unique_ptr<Database> reader = OpenDatabase();
+  ASSERT_NE(reader, nullptr);
+  constexpr int kThreads = 4;
+  constexpr int kOps = 100;
+  auto insert = [](Database& db, int64_t key) -> absl::Status {
+    absl::StatusOr<Statement> statement =
+        db.Prepare("INSERT INTO t (k) VALUES (?1)");
+    if (!statement.ok()) return statement.status();
+    statement->BindInt64(1, key);
+    return statement->Run();
+  };
+  absl::Mutex mu;
+  int done_calls = 0;          // guarded by mu
+  int seen_committed = 0;      // guarded by mu
+  int duplicates_refused = 0;  // guarded by mu
+  {
+    GroupCommitWriter writer(std::move(db), /*max_group_ops=*/16);
+    ASSERT_TRUE(writer.Run([&](Database& db) { return insert(db, 0); }).ok());
+    std::vector<std::thread> threads;
+    for (int t = 0; t < kThreads; ++t) {
+      threads.emplace_back([&, t] {
+        for (int i = 0; i < kOps; ++i) {
+          const int64_t key = 1 + t * kOps + i;
+          if (t == 0) {  // one thread of Run() callers among submitters
+            EXPECT_TRUE(
+                writer.Run([&](Database& db) { return insert(db, key); }).ok());
+            continue;
+          }
+          // Every tenth op re-inserts key 0 and must fail alone.
+          const bool duplicate = i % 10 == 0;
+          writer.Submit(
+              [&insert, key, duplicate](Database& db) {
+                return insert(db, duplicate ? 0 : key);
+              },
+              [&, key, duplicate](absl::Status status) {
+                absl::MutexLock lock(&mu);
+                ++done_calls;
+                if (duplicate) {
+                  duplicates_refused +=
+                      status.code() == absl::StatusCode::kAlreadyExists;
+                  return;
+                }
+                EXPECT_TRUE(status.ok()) << status;
+                absl::StatusOr<Statement> select =
+                    reader->Prepare("SELECT 1 FROM t WHERE k = ?1");
+                ASSERT_TRUE(select.ok()) << select.status();
+                select->BindInt64(1, key);
+                absl::StatusOr<bool> row = select->Step();
+                seen_committed += row.ok() && *row;
+              });
+        }
+      });
+    }
+    for (std::thread& thread : threads) thread.join();
+  }  // the destructor waits for every submitted operation and its `done`
+  constexpr int kSubmitted = (kThreads - 1) * kOps;
+  constexpr int kDuplicates = (kThreads - 1) * kOps / 10;
+  absl::MutexLock lock(&mu);
+  EXPECT_EQ(done_calls, kSubmitted);
+  EXPECT_EQ(duplicates_refused, kDuplicates);
+  EXPECT_EQ(seen_committed, kSubmitted - kDuplicates);
+  EXPECT_EQ(reader->QueryInt64("SELECT COUNT(*) FROM t").value_or(0),
+            1 + kThreads * kOps - kDuplicates);
+}
+
+TEST_P(SqliteStoreTest, WriterRefusesWorkAfterShutdown) {
+  std::unique_ptr<Database> db = OpenDatabase();
+  ASSERT_NE(db, nullptr);
+  GroupCommitWriter writer(std::move(db), /*max_group_ops=*/16);
+  writer.Shutdown();
+  bool ran = false;
+  absl::Status submitted;
+  writer.Submit(
+      [&](Database&) {
+        ran = true;
+        return absl::OkStatus();
+      },
+      [&](absl::Status status) { submitted = status; });
+  EXPECT_EQ(submitted.code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(writer
+                .Run([&](Database&) {
+                  ran = true;
+                  return absl::OkStatus();
+                })
+                .code(),
+            absl::StatusCode::kUnavailable);
+  EXPECT_FALSE(ran);
+}
+
+// A requested checkpoint copies the log into the database file on the
+// checkpointer's own thread; the writing connection, whose hook replaced
+// SQLite's automatic checkpoints, leaves everything in the log.
+TEST_P(SqliteStoreTest, CheckpointerCopiesTheLogIntoTheFile) {
+  std::unique_ptr<Database> db = OpenDatabase();
+  ASSERT_NE(db, nullptr);
+  db->SetWalCommitHook([](int) {});
+  ASSERT_TRUE(
+      db->Execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)").ok());
+  constexpr int kRows = 400;
+  for (int i = 0; i < kRows; ++i) {
+    absl::StatusOr<Statement> insert =
+        db->Prepare("INSERT INTO t (k, v) VALUES (?1, zeroblob(2000))");
+    ASSERT_TRUE(insert.ok()) << insert.status();
+    insert->BindInt64(1, i);
+    ASSERT_TRUE(insert->Run().ok());
+  }
+  constexpr uintmax_t kRowBytes = kRows * 2000u;
+  std::error_code ec;
+  EXPECT_LT(std::filesystem::file_size(path_, ec), kRowBytes);
+
+  WalCheckpointer checkpointer(OpenDatabase());
+  checkpointer.Request();
+  ASSERT_TRUE(checkpointer.WaitForCompleted(0, absl::Seconds(60)));
+  EXPECT_GT(std::filesystem::file_size(path_, ec), kRowBytes);
+}
+
+// The store's commits ask its checkpointer for checkpoints once the log
+// holds checkpoint_frames frames.
+TEST_P(SqliteStoreTest, StoreCommitsTriggerBackgroundCheckpoints) {
+  SqliteStoreOptions options = Options();
+  options.checkpoint_frames = 1;
+  absl::StatusOr<std::unique_ptr<SqliteStore>> store =
+      SqliteStore::Open(options);
+  ASSERT_TRUE(store.ok()) << store.status();
+  Fixture fixture = MakeTeamAndSweep(**store, 2);
+  const int64_t seen = (*store)->checkpoints_completed();
+  Lease(**store, fixture.team_id);
+  EXPECT_TRUE((*store)->WaitForCheckpoint(seen, absl::Seconds(60)));
 }
 
 // Each hot query is served by its index: no temporary b-tree for sorting

@@ -344,6 +344,8 @@ TEST_F(WorkerE2eTest, CoordinatorRestartMidRunLosesNoEventAndDoublesNone) {
   EXPECT_EQ(Events(history, "step").size(), 40u);
   EXPECT_EQ(Events(history, "summary").size(), 1u);
   EXPECT_TRUE(worker->LogContains("replaying"));
+  // The batches went over StreamEvents, reopened after the restart.
+  EXPECT_TRUE(worker->LogContains("opened event stream #2")) << worker->Log();
   EXPECT_EQ(Run(id).attempt(), 1u);
 }
 
