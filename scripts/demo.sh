@@ -124,8 +124,8 @@ MEMBER=$(sed -n 's/^member token: //p' "$DEMO_DIR/tokens.txt")
   >"$DEMO_DIR/worker.token")
 echo "tokens written to $DEMO_DIR/tokens.txt"
 
-step "generating the synthetic mask data set (40 people, 280 JPEGs)"
-"$MAKE_DATASET" --out "$DEMO_DIR/data/mask" --people 40 --seed 1
+step "generating the synthetic mask data set (100 people, 700 JPEGs)"
+"$MAKE_DATASET" --out "$DEMO_DIR/data/mask" --people 100 --seed 1
 
 step "starting sweepq-worker (one CPU slot, data set mask)"
 start_recorded worker "$WORKER" --server "127.0.0.1:$PORT" \

@@ -75,7 +75,9 @@ TEST(SweepExampleTest, DemoExpandsToFourValidRuns) {
     EXPECT_TRUE(ValidateRunConfig(run.config).ok());
     EXPECT_EQ(run.config.data().dataset(), "mask");
     EXPECT_EQ(run.config.model().name(), "small_cnn");
-    EXPECT_EQ(run.config.train().epochs(), 3u);
+    EXPECT_EQ(run.config.train().epochs(), 8u);
+    EXPECT_TRUE(run.config.model().multi_head());
+    EXPECT_TRUE(run.config.data().weighted_sampling());
     combos.insert({run.config.optimizer().name(), run.config.optimizer().lr()});
   }
   EXPECT_EQ(combos.size(), 4u);
