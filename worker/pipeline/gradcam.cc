@@ -59,12 +59,6 @@ std::string ShapeOf(const torch::Tensor& t) {
   return absl::StrCat("[", absl::StrJoin(t.sizes(), ", "), "]");
 }
 
-// A failure with its class, on its way to the error event.
-struct Failure {
-  TrainFailure kind;
-  absl::Status status;
-};
-
 // The model's input image `i` of `images` (normalised CHW RGB) as 8-bit
 // RGB.
 cv::Mat ToRgbImage(const torch::Tensor& images, int64_t i,
@@ -161,12 +155,14 @@ class GradCamJob {
   TrainResult Execute();
 
  private:
-  std::optional<Failure> Prepare();
-  std::optional<Failure> Compute();
+  std::optional<RunFailure> Prepare();
+  std::optional<RunFailure> Compute();
   // Adds a row and a tile per image of `batch`. Throws c10::Error.
   void AddTiles(const Batch& batch, const GradCamMaps& maps);
   absl::Status WriteOutputs();
-  TrainResult Fail(Failure failure);
+  TrainResult Fail(RunFailure failure) {
+    return ReportFailure(std::move(failure), *events_);
+  }
 
   std::string OutPath(const char* name) const {
     return (fs::path(out_dir_) / name).string();
@@ -206,19 +202,9 @@ class GradCamJob {
   std::vector<GradCamTile> tiles_;
 };
 
-TrainResult GradCamJob::Fail(Failure failure) {
-  LOG(ERROR) << failure.status;
-  events_->Error(failure.status.message(),
-                 failure.kind == TrainFailure::kRetryable, 0, 0);
-  TrainResult result;
-  result.status = std::move(failure.status);
-  result.failure = failure.kind;
-  return result;
-}
-
-std::optional<Failure> GradCamJob::Prepare() {
+std::optional<RunFailure> GradCamJob::Prepare() {
   const auto bad_config = [](absl::Status s) {
-    return Failure{TrainFailure::kBadConfig, std::move(s)};
+    return RunFailure{TrainFailure::kBadConfig, std::move(s)};
   };
   const v1::RunConfig& config = options_.config;
   const v1::JobConfig& job = config.job();
@@ -250,9 +236,9 @@ std::optional<Failure> GradCamJob::Prepare() {
   std::error_code ec;
   fs::create_directories(options_.out_dir, ec);
   if (ec) {
-    return Failure{TrainFailure::kRetryable,
-                   absl::InternalError(absl::StrCat("--out ", options_.out_dir,
-                                                    ": ", ec.message()))};
+    return RunFailure{TrainFailure::kRetryable,
+                      absl::InternalError(absl::StrCat(
+                          "--out ", options_.out_dir, ": ", ec.message()))};
   }
   out_dir_ = fs::absolute(options_.out_dir, ec).lexically_normal().string();
   while (out_dir_.size() > 1 && out_dir_.back() == '/') out_dir_.pop_back();
@@ -260,7 +246,7 @@ std::optional<Failure> GradCamJob::Prepare() {
   absl::StatusOr<SourceModel> source = LoadSourceModel(
       options_.model_paths[0], device_, /*num_classes=*/0, options_.data_dir);
   if (!source.ok()) {
-    return Failure{ClassifyJobError(source.status()), source.status()};
+    return RunFailure{ClassifyJobError(source.status()), source.status()};
   }
   source_ = *std::move(source);
   source_.model->SetTraining(false);
@@ -281,18 +267,20 @@ std::optional<Failure> GradCamJob::Prepare() {
   absl::StatusOr<Dataset> dataset =
       LoadDataset(DatasetOptionsFromConfig(trained.data(), options_.data_dir));
   if (!dataset.ok()) {
-    return Failure{ClassifyJobError(dataset.status()),
-                   absl::Status(dataset.status().code(),
-                                absl::StrCat("--data ", options_.data_dir, ": ",
-                                             dataset.status().message()))};
+    return RunFailure{
+        ClassifyJobError(dataset.status()),
+        absl::Status(dataset.status().code(),
+                     absl::StrCat("--data ", options_.data_dir, ": ",
+                                  dataset.status().message()))};
   }
   dataset_ = *std::move(dataset);
   if (dataset_.num_classes() != source_.model->num_classes()) {
-    return Failure{TrainFailure::kPermanent,
-                   absl::FailedPreconditionError(absl::StrCat(
-                       source_.path, ": the model has ",
-                       source_.model->num_classes(), " classes, the data set ",
-                       options_.data_dir, " has ", dataset_.num_classes()))};
+    return RunFailure{
+        TrainFailure::kPermanent,
+        absl::FailedPreconditionError(absl::StrCat(
+            source_.path, ": the model has ", source_.model->num_classes(),
+            " classes, the data set ", options_.data_dir, " has ",
+            dataset_.num_classes()))};
   }
   if (job.gradcam_class() >= static_cast<uint32_t>(dataset_.num_classes())) {
     return bad_config(absl::InvalidArgumentError(
@@ -309,15 +297,15 @@ std::optional<Failure> GradCamJob::Prepare() {
 
   absl::StatusOr<Split> split =
       SplitByPerson(dataset_, SplitOptionsFromConfig(trained));
-  if (!split.ok()) return Failure{TrainFailure::kPermanent, split.status()};
+  if (!split.ok()) return RunFailure{TrainFailure::kPermanent, split.status()};
   if (split->val.empty()) {
-    return Failure{TrainFailure::kPermanent,
-                   absl::FailedPreconditionError(absl::StrCat(
-                       source_.path,
-                       ": the source run has no validation "
-                       "split (data.split ",
-                       trained.data().split(),
-                       "), so there are no validation images to show"))};
+    return RunFailure{TrainFailure::kPermanent,
+                      absl::FailedPreconditionError(absl::StrCat(
+                          source_.path,
+                          ": the source run has no validation "
+                          "split (data.split ",
+                          trained.data().split(),
+                          "), so there are no validation images to show"))};
   }
   for (size_t index : split->val) {
     if (dataset_.samples[index].label != target_class_) continue;
@@ -327,7 +315,7 @@ std::optional<Failure> GradCamJob::Prepare() {
     }
   }
   if (selected_.empty()) {
-    return Failure{
+    return RunFailure{
         TrainFailure::kPermanent,
         absl::FailedPreconditionError(absl::StrCat(
             "job.gradcam_class ", target_class_, " (", class_name,
@@ -340,29 +328,30 @@ std::optional<Failure> GradCamJob::Prepare() {
       trained, job.batch_size() > 0 ? static_cast<int>(job.batch_size())
                                     : kDefaultBatchSize);
   if (!loader_options.ok()) {
-    return Failure{TrainFailure::kPermanent, loader_options.status()};
+    return RunFailure{TrainFailure::kPermanent, loader_options.status()};
   }
   normalize_ = loader_options->normalize;
   absl::StatusOr<std::unique_ptr<FaceCropper>> cropper =
       CreateSourceCropper(trained, JobCacheDir(options_));
   if (!cropper.ok()) {
-    return Failure{ClassifyJobError(cropper.status()), cropper.status()};
+    return RunFailure{ClassifyJobError(cropper.status()), cropper.status()};
   }
   cropper_ = *std::move(cropper);
   absl::StatusOr<std::unique_ptr<Loader>> loader =
       Loader::Create(&dataset_, selected_, cropper_.get(), *loader_options);
-  if (!loader.ok()) return Failure{TrainFailure::kPermanent, loader.status()};
+  if (!loader.ok())
+    return RunFailure{TrainFailure::kPermanent, loader.status()};
   loader_ = *std::move(loader);
   return std::nullopt;
 }
 
-std::optional<Failure> GradCamJob::Compute() {
+std::optional<RunFailure> GradCamJob::Compute() {
   const std::string& asked = options_.config.job().gradcam_layer();
   loader_->StartEpoch(0);
   while (true) {
     absl::StatusOr<std::optional<Batch>> next = loader_->Next();
     if (!next.ok()) {
-      return Failure{ClassifyJobError(next.status()), next.status()};
+      return RunFailure{ClassifyJobError(next.status()), next.status()};
     }
     if (!next->has_value()) break;
     const Batch& batch = **next;
@@ -380,23 +369,24 @@ std::optional<Failure> GradCamJob::Compute() {
                                  ? "job.gradcam_layer: "
                                  : "Grad-CAM: ",
                              maps.status().message()));
-      return Failure{code == absl::StatusCode::kInvalidArgument
-                         ? TrainFailure::kBadConfig
-                     : code == absl::StatusCode::kFailedPrecondition
-                         ? TrainFailure::kPermanent
-                         : TrainFailure::kRetryable,
-                     status};
+      return RunFailure{code == absl::StatusCode::kInvalidArgument
+                            ? TrainFailure::kBadConfig
+                        : code == absl::StatusCode::kFailedPrecondition
+                            ? TrainFailure::kPermanent
+                            : TrainFailure::kRetryable,
+                        status};
     }
     layer_ = maps->layer;
     try {
       AddTiles(batch, *maps);
     } catch (const std::exception& e) {
-      return Failure{TrainFailure::kRetryable,
-                     absl::InternalError(absl::StrCat("Grad-CAM: ", e.what()))};
+      return RunFailure{
+          TrainFailure::kRetryable,
+          absl::InternalError(absl::StrCat("Grad-CAM: ", e.what()))};
     }
   }
   if (tiles_.empty()) {
-    return Failure{
+    return RunFailure{
         TrainFailure::kPermanent,
         absl::FailedPreconditionError(absl::StrCat(
             "none of the ", selected_.size(), " validation images of class ",
@@ -493,10 +483,10 @@ absl::Status GradCamJob::WriteOutputs() {
 }
 
 TrainResult GradCamJob::Execute() {
-  if (std::optional<Failure> f = Prepare()) return Fail(*std::move(f));
-  if (std::optional<Failure> f = Compute()) return Fail(*std::move(f));
+  if (std::optional<RunFailure> f = Prepare()) return Fail(*std::move(f));
+  if (std::optional<RunFailure> f = Compute()) return Fail(*std::move(f));
   if (absl::Status s = WriteOutputs(); !s.ok()) {
-    return Fail(Failure{TrainFailure::kRetryable, s});
+    return Fail(RunFailure{TrainFailure::kRetryable, s});
   }
   return TrainResult{};
 }
@@ -680,18 +670,7 @@ TrainResult RunGradCamJob(const JobOptions& options) {
   CHECK(options.events != nullptr) << "JobOptions.events is required";
   TrainEventWriter events(options.events);
   GradCamJob job(options, &events);
-  try {
-    return job.Execute();
-  } catch (const std::exception& e) {
-    // LibTorch and OpenCV calls are caught where they are made; this is
-    // the last line for anything that slipped through (std::bad_alloc).
-    TrainResult result;
-    result.status =
-        absl::InternalError(absl::StrCat("Grad-CAM job: ", e.what()));
-    result.failure = TrainFailure::kRetryable;
-    events.Error(result.status.message(), true, 0, 0);
-    return result;
-  }
+  return RunGuarded("Grad-CAM job", events, [&] { return job.Execute(); });
 }
 
 }  // namespace sweepq::worker

@@ -52,14 +52,8 @@ bool IsOutOfMemory(const std::string& what) {
          what.find("can't allocate memory") != std::string::npos;
 }
 
-// A failure with its class, on its way to the error event.
-struct Failure {
-  TrainFailure kind;
-  absl::Status status;
-};
-
-Failure Permanent(absl::Status status) {
-  return Failure{TrainFailure::kPermanent, std::move(status)};
+RunFailure Permanent(absl::Status status) {
+  return RunFailure{TrainFailure::kPermanent, std::move(status)};
 }
 
 torch::Tensor ResizeBilinear(const torch::Tensor& images, int64_t height,
@@ -227,11 +221,13 @@ class PredictRun {
   TrainResult Execute();
 
  private:
-  std::optional<Failure> Prepare();
-  std::optional<Failure> PredictWithModel(size_t m, torch::Tensor* probs);
-  std::optional<Failure> WriteOutputs(const torch::Tensor& mean);
+  std::optional<RunFailure> Prepare();
+  std::optional<RunFailure> PredictWithModel(size_t m, torch::Tensor* probs);
+  std::optional<RunFailure> WriteOutputs(const torch::Tensor& mean);
   void Progress(bool last);
-  TrainResult Fail(Failure failure);
+  TrainResult Fail(RunFailure failure) {
+    return ReportFailure(std::move(failure), *events_);
+  }
 
   std::string OutPath(const char* name) const {
     return (fs::path(out_dir_) / name).string();
@@ -255,16 +251,6 @@ class PredictRun {
   Clock::time_point last_progress_ = Clock::now();
 };
 
-TrainResult PredictRun::Fail(Failure failure) {
-  LOG(ERROR) << failure.status;
-  events_->Error(failure.status.message(),
-                 failure.kind == TrainFailure::kRetryable, 0, 0);
-  TrainResult result;
-  result.status = std::move(failure.status);
-  result.failure = failure.kind;
-  return result;
-}
-
 void PredictRun::Progress(bool last) {
   const Clock::time_point now = Clock::now();
   if (!last && Seconds(now - last_progress_) < kProgressIntervalS) return;
@@ -272,7 +258,7 @@ void PredictRun::Progress(bool last) {
   events_->Emit("progress", JsonObject().Add("done", done_).Add("total", total_));
 }
 
-std::optional<Failure> PredictRun::Prepare() {
+std::optional<RunFailure> PredictRun::Prepare() {
   const v1::JobConfig& job = options_.config.job();
   batch_size_ = job.batch_size() > 0 ? static_cast<int>(job.batch_size()) : 64;
   device_ = JobDevice();
@@ -281,9 +267,9 @@ std::optional<Failure> PredictRun::Prepare() {
   std::error_code ec;
   fs::create_directories(options_.out_dir, ec);
   if (ec) {
-    return Failure{TrainFailure::kRetryable,
-                   absl::InternalError(absl::StrCat(
-                       "--out ", options_.out_dir, ": ", ec.message()))};
+    return RunFailure{TrainFailure::kRetryable,
+                      absl::InternalError(absl::StrCat(
+                          "--out ", options_.out_dir, ": ", ec.message()))};
   }
   out_dir_ = fs::absolute(options_.out_dir, ec).lexically_normal().string();
   while (out_dir_.size() > 1 && out_dir_.back() == '/') out_dir_.pop_back();
@@ -292,7 +278,7 @@ std::optional<Failure> PredictRun::Prepare() {
     absl::StatusOr<SourceModel> source =
         LoadSourceModel(path, device_, 0, options_.data_dir);
     if (!source.ok()) {
-      return Failure{ClassifyJobError(source.status()), source.status()};
+      return RunFailure{ClassifyJobError(source.status()), source.status()};
     }
     const SourceModel& first = models_.empty() ? *source : models_.front();
     if (source->class_names != first.class_names) {
@@ -316,7 +302,8 @@ std::optional<Failure> PredictRun::Prepare() {
       job.split() == "val"
           ? LoadValSet(options_.data_dir, models_.front())
           : LoadEvalSet(options_.data_dir, models_.front().class_names);
-  if (!set.ok()) return Failure{ClassifyJobError(set.status()), set.status()};
+  if (!set.ok())
+    return RunFailure{ClassifyJobError(set.status()), set.status()};
   set_ = *std::move(set);
   if (job.split() == "val") {
     for (size_t m = 1; m < models_.size(); ++m) {
@@ -336,8 +323,8 @@ std::optional<Failure> PredictRun::Prepare() {
   return std::nullopt;
 }
 
-std::optional<Failure> PredictRun::PredictWithModel(size_t m,
-                                                    torch::Tensor* probs) {
+std::optional<RunFailure> PredictRun::PredictWithModel(size_t m,
+                                                       torch::Tensor* probs) {
   SourceModel& source = models_[m];
   const TtaPlan& plan = plans_[m];
   absl::StatusOr<LoaderOptions> loader_options =
@@ -351,10 +338,11 @@ std::optional<Failure> PredictRun::PredictWithModel(size_t m,
   if (!cropper.ok()) {
     // A bad crop setting is the checkpoint's; a missing cascade file is
     // this host's.
-    return Failure{cropper.status().code() == absl::StatusCode::kInvalidArgument
-                       ? TrainFailure::kPermanent
-                       : TrainFailure::kRetryable,
-                   cropper.status()};
+    return RunFailure{
+        cropper.status().code() == absl::StatusCode::kInvalidArgument
+            ? TrainFailure::kPermanent
+            : TrainFailure::kRetryable,
+        cropper.status()};
   }
   absl::StatusOr<std::unique_ptr<Loader>> loader = Loader::Create(
       &set_.dataset, set_.indices, cropper->get(), *loader_options);
@@ -376,12 +364,12 @@ std::optional<Failure> PredictRun::PredictWithModel(size_t m,
     absl::StatusOr<std::optional<Batch>> next = (*loader)->Next();
     if (!next.ok()) {
       const absl::StatusCode code = next.status().code();
-      return Failure{code == absl::StatusCode::kFailedPrecondition ||
-                             code == absl::StatusCode::kInvalidArgument ||
-                             code == absl::StatusCode::kNotFound
-                         ? TrainFailure::kPermanent
-                         : TrainFailure::kRetryable,
-                     next.status()};
+      return RunFailure{code == absl::StatusCode::kFailedPrecondition ||
+                                code == absl::StatusCode::kInvalidArgument ||
+                                code == absl::StatusCode::kNotFound
+                            ? TrainFailure::kPermanent
+                            : TrainFailure::kRetryable,
+                        next.status()};
     }
     if (!next->has_value()) break;
     Batch& batch = **next;
@@ -392,10 +380,10 @@ std::optional<Failure> PredictRun::PredictWithModel(size_t m,
     absl::StatusOr<torch::Tensor> p =
         PredictProbabilities(*source.model, images, plan);
     if (!p.ok()) {
-      return Failure{ClassifyJobError(p.status()),
-                     absl::Status(p.status().code(),
-                                  absl::StrCat(source.path, ": ",
-                                               p.status().message()))};
+      return RunFailure{
+          ClassifyJobError(p.status()),
+          absl::Status(p.status().code(),
+                       absl::StrCat(source.path, ": ", p.status().message()))};
     }
     std::vector<int64_t> rows;
     for (size_t index : batch.sample_indices) {
@@ -425,7 +413,7 @@ std::optional<Failure> PredictRun::PredictWithModel(size_t m,
             .to(device_);
     absl::StatusOr<torch::Tensor> p =
         PredictProbabilities(*source.model, image, plan);
-    if (!p.ok()) return Failure{ClassifyJobError(p.status()), p.status()};
+    if (!p.ok()) return RunFailure{ClassifyJobError(p.status()), p.status()};
     for (int64_t row : missing) (*probs)[row].copy_((*p)[0]);
     done_ += static_cast<int64_t>(missing.size());
   }
@@ -443,7 +431,7 @@ std::optional<Failure> PredictRun::PredictWithModel(size_t m,
   return std::nullopt;
 }
 
-std::optional<Failure> PredictRun::WriteOutputs(const torch::Tensor& mean) {
+std::optional<RunFailure> PredictRun::WriteOutputs(const torch::Tensor& mean) {
   const std::vector<std::string>& names = models_.front().class_names;
   const torch::Tensor answers = mean.argmax(1).contiguous();
   const torch::Tensor cpu = mean.to(torch::kDouble).contiguous();
@@ -467,16 +455,17 @@ std::optional<Failure> PredictRun::WriteOutputs(const torch::Tensor& mean) {
     probabilities += "\n";
   }
   auto write = [this](const char* name,
-                      const std::string& text) -> std::optional<Failure> {
+                      const std::string& text) -> std::optional<RunFailure> {
     const std::string path = OutPath(name);
     if (absl::Status s = WriteFileAtomically(path, text); !s.ok()) {
-      return Failure{TrainFailure::kRetryable, s};
+      return RunFailure{TrainFailure::kRetryable, s};
     }
     events_->Artifact(name, path);
     return std::nullopt;
   };
-  if (std::optional<Failure> f = write(kSubmission, submission)) return f;
-  if (std::optional<Failure> f = write(kProbabilities, probabilities)) return f;
+  if (std::optional<RunFailure> f = write(kSubmission, submission)) return f;
+  if (std::optional<RunFailure> f = write(kProbabilities, probabilities))
+    return f;
 
   if (set_.labelled) {
     ConfusionMatrix confusion(static_cast<int>(names.size()));
@@ -503,7 +492,7 @@ std::optional<Failure> PredictRun::WriteOutputs(const torch::Tensor& mean) {
 }
 
 TrainResult PredictRun::Execute() {
-  if (std::optional<Failure> f = Prepare()) return Fail(*std::move(f));
+  if (std::optional<RunFailure> f = Prepare()) return Fail(*std::move(f));
 
   std::vector<std::string> sources;
   std::vector<std::string> described;
@@ -532,7 +521,7 @@ TrainResult PredictRun::Execute() {
   torch::Tensor sum;
   for (size_t m = 0; m < models_.size(); ++m) {
     torch::Tensor probs;
-    std::optional<Failure> f;
+    std::optional<RunFailure> f;
     try {
       f = PredictWithModel(m, &probs);
     } catch (const c10::Error& e) {
@@ -542,11 +531,12 @@ TrainResult PredictRun::Execute() {
                     "out of memory predicting with ", models_[m].path,
                     " at batch size ", batch_size_,
                     "; lower job.batch_size: ", what)))
-              : Failure{TrainFailure::kRetryable,
-                        absl::InternalError(absl::StrCat("LibTorch: ", what))};
+              : RunFailure{
+                    TrainFailure::kRetryable,
+                    absl::InternalError(absl::StrCat("LibTorch: ", what))};
     } catch (const cv::Exception& e) {
-      f = Failure{TrainFailure::kRetryable,
-                  absl::InternalError(absl::StrCat("OpenCV: ", e.what()))};
+      f = RunFailure{TrainFailure::kRetryable,
+                     absl::InternalError(absl::StrCat("OpenCV: ", e.what()))};
     } catch (const std::bad_alloc&) {
       f = Permanent(absl::ResourceExhaustedError(absl::StrCat(
           "out of host memory predicting with ", models_[m].path,
@@ -569,7 +559,8 @@ TrainResult PredictRun::Execute() {
                  << bad_.front().path << ": " << bad_.front().cause;
   }
   const torch::Tensor mean = sum / static_cast<double>(models_.size());
-  if (std::optional<Failure> f = WriteOutputs(mean)) return Fail(*std::move(f));
+  if (std::optional<RunFailure> f = WriteOutputs(mean))
+    return Fail(*std::move(f));
 
   const double seconds = Seconds(Clock::now() - start_);
   events_->Emit("summary",
@@ -696,18 +687,7 @@ TrainResult RunPredictJob(const JobOptions& options) {
   CHECK(options.events != nullptr) << "JobOptions.events is required";
   TrainEventWriter events(options.events);
   PredictRun run(options, &events);
-  try {
-    return run.Execute();
-  } catch (const std::exception& e) {
-    const absl::Status status =
-        absl::InternalError(absl::StrCat("unexpected error: ", e.what()));
-    LOG(ERROR) << status;
-    events.Error(status.message(), /*retryable=*/true, 0, 0);
-    TrainResult result;
-    result.status = status;
-    result.failure = TrainFailure::kRetryable;
-    return result;
-  }
+  return RunGuarded("unexpected error", events, [&] { return run.Execute(); });
 }
 
 }  // namespace sweepq::worker

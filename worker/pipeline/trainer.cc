@@ -69,12 +69,6 @@ double Seconds(Clock::duration d) {
   return std::chrono::duration<double>(d).count();
 }
 
-// A failure with its class, on its way to the error event.
-struct Failure {
-  TrainFailure kind;
-  absl::Status status;
-};
-
 // Turns CUDA autocast on or off: LibTorch 2.4 deprecated the device-less
 // call (scripts/check-libtorch2.sh compiles this against 2.x headers).
 void SetCudaAutocast(bool enabled) {
@@ -165,8 +159,8 @@ class TrainingRun {
   TrainResult Execute();
 
  private:
-  std::optional<Failure> Prepare();
-  std::optional<Failure> Resume();
+  std::optional<RunFailure> Prepare();
+  std::optional<RunFailure> Resume();
   absl::Status RunEpoch(int epoch, bool* stop);
   absl::Status TrainOneEpoch(int epoch, double lr, TrainPass* pass);
   absl::Status ValidateOnce(ValPass* pass);
@@ -175,7 +169,7 @@ class TrainingRun {
   absl::Status OptimizerStep(const torch::Tensor& loss);
   void ReportBadSamples();
   absl::Status Finish();
-  TrainResult Fail(Failure failure);
+  TrainResult Fail(RunFailure failure);
 
   std::string OutPath(const char* name) const {
     return (fs::path(out_dir_) / name).string();
@@ -227,23 +221,19 @@ class TrainingRun {
   int64_t current_step_ = 0;
 };
 
-TrainResult TrainingRun::Fail(Failure failure) {
-  LOG(ERROR) << failure.status;
-  events_->Error(failure.status.message(),
-                 failure.kind == TrainFailure::kRetryable, current_epoch_,
-                 current_step_ > 0 ? current_step_ : progress_.global_step);
-  TrainResult result;
-  result.status = std::move(failure.status);
-  result.failure = failure.kind;
+TrainResult TrainingRun::Fail(RunFailure failure) {
+  TrainResult result =
+      ReportFailure(std::move(failure), *events_, current_epoch_,
+                    current_step_ > 0 ? current_step_ : progress_.global_step);
   result.epochs = progress_.epoch;
   result.best_epoch = progress_.best_epoch;
   if (!std::isnan(progress_.best_value)) result.best_value = progress_.best_value;
   return result;
 }
 
-std::optional<Failure> TrainingRun::Prepare() {
+std::optional<RunFailure> TrainingRun::Prepare() {
   auto bad_config = [](const absl::Status& s) {
-    return Failure{TrainFailure::kBadConfig, s};
+    return RunFailure{TrainFailure::kBadConfig, s};
   };
   absl::StatusOr<v1::RunConfig> raw = ReadRunConfigFile(options_.config_path);
   if (!raw.ok()) return bad_config(raw.status());
@@ -265,10 +255,11 @@ std::optional<Failure> TrainingRun::Prepare() {
   const std::string& device = config_.train().device();
   const bool cuda = torch::cuda::is_available();
   if (device == "cuda" && !cuda) {
-    return Failure{TrainFailure::kRetryable,
-                   absl::UnavailableError(
-                       "train.device is cuda but LibTorch sees no CUDA device "
-                       "on this host")};
+    return RunFailure{
+        TrainFailure::kRetryable,
+        absl::UnavailableError(
+            "train.device is cuda but LibTorch sees no CUDA device "
+            "on this host")};
   }
   device_ = (device == "cuda" || (device == "auto" && cuda))
                 ? torch::Device(torch::kCUDA, 0)
@@ -308,9 +299,9 @@ std::optional<Failure> TrainingRun::Prepare() {
   std::error_code ec;
   fs::create_directories(options_.out_dir, ec);
   if (ec) {
-    return Failure{TrainFailure::kRetryable,
-                   absl::InternalError(absl::StrCat(
-                       "--out ", options_.out_dir, ": ", ec.message()))};
+    return RunFailure{TrainFailure::kRetryable,
+                      absl::InternalError(absl::StrCat(
+                          "--out ", options_.out_dir, ": ", ec.message()))};
   }
   out_dir_ = fs::absolute(options_.out_dir, ec).lexically_normal().string();
   while (out_dir_.size() > 1 && out_dir_.back() == '/') out_dir_.pop_back();
@@ -322,7 +313,7 @@ std::optional<Failure> TrainingRun::Prepare() {
     const bool data_fault =
         dataset.status().code() == absl::StatusCode::kNotFound ||
         dataset.status().code() == absl::StatusCode::kInvalidArgument;
-    return Failure{
+    return RunFailure{
         data_fault ? TrainFailure::kPermanent : TrainFailure::kRetryable,
         absl::Status(dataset.status().code(),
                      absl::StrCat("--data ", options_.data_dir, ": ",
@@ -341,18 +332,18 @@ std::optional<Failure> TrainingRun::Prepare() {
   fingerprint_ = DataFingerprint(dataset_);
   absl::StatusOr<Split> split =
       SplitByPerson(dataset_, SplitOptionsFromConfig(config_));
-  if (!split.ok()) return Failure{TrainFailure::kPermanent, split.status()};
+  if (!split.ok()) return RunFailure{TrainFailure::kPermanent, split.status()};
   split_ = *std::move(split);
   if (absl::Status s =
           CheckEveryClassHasSamples(dataset_, split_.train, "train set");
       !s.ok()) {
-    return Failure{TrainFailure::kPermanent, s};
+    return RunFailure{TrainFailure::kPermanent, s};
   }
   if (config_.data().split() != "full" && split_.val.empty()) {
-    return Failure{TrainFailure::kPermanent,
-                   absl::FailedPreconditionError(absl::StrCat(
-                       "data.split ", config_.data().split(),
-                       ": the validation set is empty (too few people)"))};
+    return RunFailure{TrainFailure::kPermanent,
+                      absl::FailedPreconditionError(absl::StrCat(
+                          "data.split ", config_.data().split(),
+                          ": the validation set is empty (too few people)"))};
   }
 
   // Face crop and loaders.
@@ -364,10 +355,11 @@ std::optional<Failure> TrainingRun::Prepare() {
     absl::StatusOr<std::unique_ptr<FaceCropper>> cropper = FaceCropper::Create(
         FaceCropOptionsFromConfig(config_.crop(), cache_dir));
     if (!cropper.ok()) {
-      return Failure{cropper.status().code() == absl::StatusCode::kInvalidArgument
-                         ? TrainFailure::kBadConfig
-                         : TrainFailure::kRetryable,
-                     cropper.status()};
+      return RunFailure{
+          cropper.status().code() == absl::StatusCode::kInvalidArgument
+              ? TrainFailure::kBadConfig
+              : TrainFailure::kRetryable,
+          cropper.status()};
     }
     cropper_ = *std::move(cropper);
   }
@@ -389,12 +381,12 @@ std::optional<Failure> TrainingRun::Prepare() {
       static_cast<int>(config_.data().image_width()));
   if (!model.ok()) {
     const absl::StatusCode code = model.status().code();
-    return Failure{code == absl::StatusCode::kInvalidArgument
-                       ? TrainFailure::kBadConfig
-                   : code == absl::StatusCode::kFailedPrecondition
-                       ? TrainFailure::kPermanent
-                       : TrainFailure::kRetryable,
-                   model.status()};
+    return RunFailure{code == absl::StatusCode::kInvalidArgument
+                          ? TrainFailure::kBadConfig
+                      : code == absl::StatusCode::kFailedPrecondition
+                          ? TrainFailure::kPermanent
+                          : TrainFailure::kRetryable,
+                      model.status()};
   }
   model_ = *std::move(model);
   model_->To(device_, channels_last_);
@@ -439,9 +431,9 @@ std::optional<Failure> TrainingRun::Prepare() {
   return std::nullopt;
 }
 
-std::optional<Failure> TrainingRun::Resume() {
+std::optional<RunFailure> TrainingRun::Resume() {
   auto permanent = [](const absl::Status& s) {
-    return Failure{TrainFailure::kPermanent, s};
+    return RunFailure{TrainFailure::kPermanent, s};
   };
   absl::StatusOr<std::unique_ptr<Checkpoint>> checkpoint =
       Checkpoint::Read(options_.resume_path, device_);
@@ -453,9 +445,9 @@ std::optional<Failure> TrainingRun::Resume() {
     return permanent(s);
   }
   if (absl::Status s = CheckResumeConfig(saved, config_); !s.ok()) {
-    return Failure{TrainFailure::kBadConfig,
-                   absl::InvalidArgumentError(
-                       absl::StrCat("--resume ", c.path(), ": ", s.message()))};
+    return RunFailure{TrainFailure::kBadConfig,
+                      absl::InvalidArgumentError(absl::StrCat(
+                          "--resume ", c.path(), ": ", s.message()))};
   }
   if (c.data_fingerprint() != fingerprint_) {
     return permanent(absl::FailedPreconditionError(absl::StrCat(
@@ -483,7 +475,7 @@ std::optional<Failure> TrainingRun::Resume() {
   std::error_code same_ec;
   if (!fs::equivalent(c.path(), last, same_ec)) {
     if (absl::Status s = CopyFileAtomically(c.path(), last); !s.ok()) {
-      return Failure{TrainFailure::kRetryable, s};
+      return RunFailure{TrainFailure::kRetryable, s};
     }
   }
   // The best model of the earlier attempt lives next to its last.ckpt; keep
@@ -835,9 +827,9 @@ absl::Status TrainingRun::Finish() {
 }
 
 TrainResult TrainingRun::Execute() {
-  if (std::optional<Failure> f = Prepare()) return Fail(*std::move(f));
+  if (std::optional<RunFailure> f = Prepare()) return Fail(*std::move(f));
   if (!options_.resume_path.empty()) {
-    if (std::optional<Failure> f = Resume()) return Fail(*std::move(f));
+    if (std::optional<RunFailure> f = Resume()) return Fail(*std::move(f));
   }
   if (absl::Status s = WriteFileAtomically(OutPath("config.json"), config_json_);
       !s.ok()) {
@@ -930,23 +922,35 @@ void SetInteropThreadsOnce(int threads) {
   }
 }
 
+TrainResult ReportFailure(RunFailure failure, TrainEventWriter& events,
+                          int epoch, int64_t step) {
+  LOG(ERROR) << failure.status;
+  events.Error(failure.status.message(),
+               failure.kind == TrainFailure::kRetryable, epoch, step);
+  TrainResult result;
+  result.status = std::move(failure.status);
+  result.failure = failure.kind;
+  return result;
+}
+
+TrainResult RunGuarded(absl::string_view what, TrainEventWriter& events,
+                       absl::FunctionRef<TrainResult()> body) {
+  try {
+    return body();
+  } catch (const std::exception& e) {
+    return ReportFailure(
+        {TrainFailure::kRetryable,
+         absl::InternalError(absl::StrCat(what, ": ", e.what()))},
+        events);
+  }
+}
+
 TrainResult RunTraining(const TrainerOptions& options) {
   CHECK(options.events != nullptr) << "TrainerOptions.events is required";
   TrainEventWriter events(options.events);
   TrainingRun run(options, &events);
-  try {
-    return run.Execute();
-  } catch (const std::exception& e) {
-    // A LibTorch or OpenCV error outside the epoch loop (set-up, the end).
-    const absl::Status status =
-        absl::InternalError(absl::StrCat("unexpected error: ", e.what()));
-    LOG(ERROR) << status;
-    events.Error(status.message(), /*retryable=*/true, 0, 0);
-    TrainResult result;
-    result.status = status;
-    result.failure = TrainFailure::kRetryable;
-    return result;
-  }
+  // A LibTorch or OpenCV error outside the epoch loop (set-up, the end).
+  return RunGuarded("unexpected error", events, [&] { return run.Execute(); });
 }
 
 }  // namespace sweepq::worker

@@ -66,7 +66,9 @@
 #include <optional>
 #include <string>
 
+#include "absl/functional/function_ref.h"
 #include "absl/status/status.h"
+#include "absl/strings/string_view.h"
 #include "worker/pipeline/train_events.h"
 
 namespace sweepq::worker {
@@ -113,6 +115,25 @@ struct TrainResult {
   // Returns the process exit status of docs/train-events.md (0, 1, 2, 3).
   int exit_code() const;
 };
+
+// A failure with its class, on its way to the `error` event.
+struct RunFailure {
+  TrainFailure kind;
+  absl::Status status;
+};
+
+// Logs `failure`, writes it as an `error` event (with `epoch` / `step` when
+// known, > 0) and returns it as a TrainResult with nothing else set.
+TrainResult ReportFailure(RunFailure failure, TrainEventWriter& events,
+                          int epoch = 0, int64_t step = 0);
+
+// Runs `body`, the whole of a run or a job, and returns its result. An
+// exception that escaped it (the LibTorch and OpenCV calls are caught where
+// they are made; this is the last line, e.g. for std::bad_alloc) becomes a
+// retryable failure "<what>: <exception>", reported as by ReportFailure,
+// so that the entry points never throw.
+TrainResult RunGuarded(absl::string_view what, TrainEventWriter& events,
+                       absl::FunctionRef<TrainResult()> body);
 
 // Sets LibTorch's inter-op threads the first time it is called in a
 // process (LibTorch allows that once, before parallel work) and logs a
