@@ -1,10 +1,9 @@
 #include "client/connection.h"
 
-#include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/grpc_channel.h"
 
 namespace sweepq::client {
 
@@ -24,21 +23,13 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
             "--team NAME --token TOKEN (or set SWEEPQ_TOKEN)"),
         kExitAuth);
   }
-  std::shared_ptr<grpc::ChannelCredentials> credentials;
-  if (options.tls_ca_file.empty()) {
-    credentials = grpc::InsecureChannelCredentials();
-  } else {
-    std::ifstream in(options.tls_ca_file);
-    if (!in) {
-      return absl::NotFoundError(
-          absl::StrCat("cannot read the TLS CA file ", options.tls_ca_file,
-                       " \u2014 fix the path with sweepq login --tls-ca FILE"));
-    }
-    std::stringstream pem;
-    pem << in.rdbuf();
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = pem.str();
-    credentials = grpc::SslCredentials(ssl);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      ChannelCredentialsFor(options.tls_ca_file);
+  if (!credentials.ok()) {
+    return absl::Status(
+        credentials.status().code(),
+        absl::StrCat(credentials.status().message(),
+                     " \u2014 fix the path with sweepq login --tls-ca FILE"));
   }
   grpc::ChannelArguments args;
   // Artifacts stream in 1 MiB chunks; leave room for the envelope.
@@ -46,7 +37,7 @@ absl::StatusOr<std::unique_ptr<Connection>> Connection::Open(
   // Fail fast on a dead address instead of backing off for minutes.
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  auto channel = grpc::CreateCustomChannel(options.server, credentials, args);
+  auto channel = grpc::CreateCustomChannel(options.server, *credentials, args);
   auto stub = sweepq::v1::TeamService::NewStub(channel);
   auto connection = std::make_unique<Connection>(options, std::move(stub));
   connection->channel_ = std::move(channel);

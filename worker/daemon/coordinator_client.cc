@@ -8,12 +8,12 @@
 #include <cerrno>
 #include <cstring>
 #include <fstream>
-#include <sstream>
 #include <utility>
 
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "common/crypto.h"
+#include "common/grpc_channel.h"
 #include "glog/logging.h"
 
 namespace sweepq::worker {
@@ -94,20 +94,10 @@ void CallCanceller::Detach() {
 
 absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(
     const ClientOptions& options) {
-  std::shared_ptr<grpc::ChannelCredentials> credentials;
-  if (options.tls_ca_file.empty()) {
-    credentials = grpc::InsecureChannelCredentials();
-  } else {
-    std::ifstream in(options.tls_ca_file);
-    if (!in) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("cannot read the TLS CA file ", options.tls_ca_file));
-    }
-    std::stringstream pem;
-    pem << in.rdbuf();
-    grpc::SslCredentialsOptions ssl;
-    ssl.pem_root_certs = pem.str();
-    credentials = grpc::SslCredentials(ssl);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      ChannelCredentialsFor(options.tls_ca_file);
+  if (!credentials.ok()) {
+    return absl::InvalidArgumentError(credentials.status().message());
   }
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(kMaxMessageBytes);
@@ -117,7 +107,7 @@ absl::StatusOr<std::unique_ptr<CoordinatorClient>> CoordinatorClient::Connect(
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  auto channel = grpc::CreateCustomChannel(options.server, credentials, args);
+  auto channel = grpc::CreateCustomChannel(options.server, *credentials, args);
   auto client = std::make_unique<CoordinatorClient>(
       options, sweepq::v1::WorkerService::NewStub(channel));
   client->channel_ = std::move(channel);
