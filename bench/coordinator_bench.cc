@@ -49,6 +49,10 @@ ABSL_FLAG(std::string, report, "stream",
           "how simulated workers send their batches: 'stream' (one "
           "StreamEvents call per worker, each batch acked before the next) "
           "or 'unary' (one ReportEvents call per batch)");
+ABSL_FLAG(bool, lease_next, true,
+          "simulated workers take their next run from FinishRun's answer "
+          "(lease_next, what the worker daemon does) instead of a Lease "
+          "call after each finish");
 ABSL_FLAG(int, leaderboard_runs, 100'000, "runs on the leaderboard phase");
 ABSL_FLAG(int, leaderboard_queries, 300, "Leaderboard calls measured");
 ABSL_FLAG(int, optuna_trials, 150, "trials of the Optuna reference");
@@ -131,7 +135,7 @@ class SimulatedWorker final
  public:
   SimulatedWorker(v1::WorkerService::Stub* stub, std::string id,
                   std::string token, int batches, int points_per_batch,
-                  bool stream, const std::atomic<bool>* stop,
+                  bool stream, bool lease_next, const std::atomic<bool>* stop,
                   std::atomic<int64_t>* trials, std::atomic<int64_t>* points)
       : stub_(stub),
         id_(std::move(id)),
@@ -139,6 +143,7 @@ class SimulatedWorker final
         batches_(batches),
         points_per_batch_(points_per_batch),
         stream_(stream),
+        lease_next_(lease_next),
         stop_(stop),
         trials_(trials),
         points_(points) {
@@ -240,13 +245,22 @@ class SimulatedWorker final
 
   void Finish() {
     *finish_request_.mutable_lease() = lease_response_.lease();
+    finish_request_.set_lease_next(lease_next_ && !*stop_);
     ctx_ = Ctx(token_);
-    stub_->async()->FinishRun(ctx_.get(), &finish_request_, &finish_response_,
-                              [this](grpc::Status s) {
-                                CHECK(s.ok()) << s.error_message();
-                                ++*trials_;
-                                Lease();
-                              });
+    t0_ = Clock::now();
+    stub_->async()->FinishRun(
+        ctx_.get(), &finish_request_, &finish_response_,
+        [this](grpc::Status s) {
+          CHECK(s.ok()) << s.error_message();
+          ++*trials_;
+          if (finish_response_.next().granted()) {
+            // The call that got the lease is the lease latency.
+            lease_ms_.push_back(Ms(Clock::now() - t0_));
+            lease_response_ = std::move(*finish_response_.mutable_next());
+            return Report(1);
+          }
+          Lease();
+        });
   }
 
   v1::WorkerService::Stub* const stub_;
@@ -255,6 +269,7 @@ class SimulatedWorker final
   const int batches_;
   const int points_per_batch_;
   const bool stream_;
+  const bool lease_next_;
   const std::atomic<bool>* const stop_;
   std::atomic<int64_t>* const trials_;
   std::atomic<int64_t>* const points_;
@@ -317,8 +332,8 @@ PhaseResult RunLoad(const std::string& address, const std::string& member,
     auto* stub = stubs[w % stubs.size()].get();
     CHECK(stub->RegisterWorker(Ctx(worker_token).get(), reg, &registered).ok());
     sims.push_back(std::make_unique<SimulatedWorker>(
-        stub, id, worker_token, batches, points_per_batch, stream, &stop,
-        &trials, &points));
+        stub, id, worker_token, batches, points_per_batch, stream,
+        absl::GetFlag(FLAGS_lease_next), &stop, &trials, &points));
   }
   const auto start = Clock::now();
   const double cpu_start = ProcessCpuSeconds();
@@ -495,10 +510,13 @@ int main(int argc, char** argv) {
   const bool stream = report == "stream";
   std::cout << absl::StrFormat(
       "sweepq coordinator bench: %d workers, %d s per phase, K=%d batches, "
-      "report=%s (%s)\n",
+      "report=%s (%s), lease_next=%s\n",
       workers, seconds, batches, report,
       stream ? "one StreamEvents call per worker"
-             : "one ReportEvents call per batch");
+             : "one ReportEvents call per batch",
+      absl::GetFlag(FLAGS_lease_next)
+          ? "on (FinishRun hands out the next run; lease latency is its)"
+          : "off (a Lease call after each FinishRun)");
 
   const std::string phases = absl::GetFlag(FLAGS_phases);
   auto enabled = [&](absl::string_view phase) {

@@ -697,11 +697,35 @@ sweepq::v1::FinishRunResponse Coordinator::Finished(
   return response;
 }
 
+sweepq::v1::LeaseRequest Coordinator::NextLeaseRequest(
+    const sweepq::v1::FinishRunRequest& request) {
+  sweepq::v1::LeaseRequest next;
+  next.set_worker_id(request.worker_id());
+  return next;  // wait_ms 0: the worker long-polls with Lease if need be
+}
+
+void Coordinator::AddNextLease(const sweepq::v1::FinishRunRequest& request,
+                               absl::StatusOr<sweepq::v1::LeaseResponse> next,
+                               sweepq::v1::FinishRunResponse* response) {
+  if (next.ok()) {
+    *response->mutable_next() = *std::move(next);
+    return;
+  }
+  // The finish stands; the worker's next Lease call gets this error.
+  VLOG(1) << "finish run " << request.lease().run_id() << ": no next lease for "
+          << request.worker_id() << ": " << next.status();
+}
+
 absl::StatusOr<sweepq::v1::FinishRunResponse> Coordinator::FinishRun(
     int64_t team_id, const sweepq::v1::FinishRunRequest& request) {
   ASSIGN_OR_RETURN(store::FinishRequest finish, FinishRequestOf(request));
   ASSIGN_OR_RETURN(RunState state, store_->FinishRun(team_id, finish));
-  return Finished(request, state);
+  sweepq::v1::FinishRunResponse response = Finished(request, state);
+  if (request.lease_next()) {
+    AddNextLease(request, TryLease(team_id, NextLeaseRequest(request)),
+                 &response);
+  }
+  return response;
 }
 
 void Coordinator::FinishRunAsync(int64_t team_id,
@@ -713,10 +737,20 @@ void Coordinator::FinishRunAsync(int64_t team_id,
   const store::FinishRequest& stored = *finish;
   store_->FinishRunAsync(
       team_id, stored,
-      [this, &request, finish = std::move(finish), done = std::move(done)](
-          absl::StatusOr<RunState> state) mutable {
+      [this, team_id, &request, finish = std::move(finish),
+       done = std::move(done)](absl::StatusOr<RunState> state) mutable {
         if (!state.ok()) return done(state.status());
-        done(Finished(request, *state));
+        sweepq::v1::FinishRunResponse response = Finished(request, *state);
+        if (!request.lease_next()) return done(std::move(response));
+        // The finish is committed; the lease is a second write, answered
+        // together with it.
+        TryLeaseAsync(
+            team_id, NextLeaseRequest(request),
+            [&request, response = std::move(response), done = std::move(done)](
+                absl::StatusOr<sweepq::v1::LeaseResponse> next) mutable {
+              AddNextLease(request, std::move(next), &response);
+              done(std::move(response));
+            });
       });
 }
 

@@ -196,9 +196,12 @@ class Coordinator {
                                   const sweepq::v1::LeaseRef& lease,
                                   const sweepq::v1::Artifact& header);
 
+  // With request.lease_next, a stored finish is followed by TryLease for
+  // the same worker, whose answer goes in `next` (left out if it fails).
   absl::StatusOr<sweepq::v1::FinishRunResponse> FinishRun(
       int64_t team_id, const sweepq::v1::FinishRunRequest& request);
-  // FinishRun answered through `done` once committed (as ReportEventsAsync).
+  // FinishRun answered through `done` once committed (as ReportEventsAsync;
+  // with lease_next, once the next lease is committed too).
   void FinishRunAsync(int64_t team_id,
                       const sweepq::v1::FinishRunRequest& request,
                       Done<sweepq::v1::FinishRunResponse> done);
@@ -241,6 +244,13 @@ class Coordinator {
   // requeued run) and watchers.
   sweepq::v1::FinishRunResponse Finished(
       const sweepq::v1::FinishRunRequest& request, sweepq::v1::RunState state);
+  // The LeaseRequest of a FinishRun's lease_next, and what its answer
+  // makes of `response`.
+  static sweepq::v1::LeaseRequest NextLeaseRequest(
+      const sweepq::v1::FinishRunRequest& request);
+  static void AddNextLease(const sweepq::v1::FinishRunRequest& request,
+                           absl::StatusOr<sweepq::v1::LeaseResponse> next,
+                           sweepq::v1::FinishRunResponse* response);
 
   // Bumps the generation the lease / watch waiters sleep on.
   void NotifyQueueChanged();

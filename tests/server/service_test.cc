@@ -936,6 +936,99 @@ TEST_F(ServiceTest, JobsNeedSucceededSourcesAndFetchOnlyTheirModels) {
   EXPECT_THAT(nested.error_message(), HasSubstr("is itself a predict job"));
 }
 
+// FinishRun with lease_next: the answer carries the worker's next run,
+// leased exactly as Lease would (attempt 1, a lease that takes reports,
+// the run's config); then nothing (queue empty); never after a refused
+// finish, and not without asking.
+TEST_F(ServiceTest, FinishRunWithLeaseNextHandsOutTheNextRun) {
+  auto sweep = Submit(alpha_, kSweep);
+  ASSERT_EQ(sweep.run_ids_size(), 2);
+  Register(alpha_, "gpu1");
+  auto first = Lease(alpha_, "gpu1");
+  ASSERT_TRUE(first.granted());
+
+  auto finish = [&](const v1::LeaseRef& lease, bool lease_next,
+                    v1::FinishRunResponse* resp) {
+    v1::FinishRunRequest req;
+    *req.mutable_lease() = lease;
+    req.set_worker_id("gpu1");
+    req.set_outcome(v1::OUTCOME_SUCCEEDED);
+    req.set_lease_next(lease_next);
+    return workers_->FinishRun(Ctx(alpha_.worker).get(), req, resp);
+  };
+  // A refused finish (stale lease) leases nothing.
+  v1::LeaseRef stale = first.lease();
+  stale.set_lease_id(first.lease().lease_id() + 1);
+  v1::FinishRunResponse refused;
+  EXPECT_EQ(finish(stale, true, &refused).error_code(),
+            grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_FALSE(refused.has_next());
+
+  v1::FinishRunResponse done;
+  ASSERT_TRUE(finish(first.lease(), true, &done).ok());
+  EXPECT_EQ(done.state(), v1::RUN_STATE_SUCCEEDED);
+  ASSERT_TRUE(done.has_next());
+  const v1::LeaseResponse& next = done.next();
+  ASSERT_TRUE(next.granted());
+  EXPECT_EQ(next.run().run_id(), sweep.run_ids(1));
+  EXPECT_EQ(next.lease().attempt(), 1u);
+  EXPECT_EQ(next.run().config().optimizer().name(), "adamw");
+  EXPECT_GT(next.heartbeat_interval_ms(), 0);
+  EXPECT_GT(next.lease_expires_at_ms(), 0);
+  ASSERT_TRUE(Report(alpha_, next.lease(), 1, "val_f1", {{1, 0.5}}).ok());
+
+  v1::GetRunRequest get;
+  get.set_run_id(sweep.run_ids(1));
+  v1::Run run;
+  ASSERT_TRUE(team_->GetRun(Ctx(alpha_.member).get(), get, &run).ok());
+  EXPECT_EQ(run.state(), v1::RUN_STATE_RUNNING);
+  EXPECT_EQ(run.worker_id(), "gpu1");
+
+  // The queue is empty now: the answer says so (not granted, CONTINUE).
+  v1::FinishRunResponse last;
+  ASSERT_TRUE(finish(next.lease(), true, &last).ok());
+  ASSERT_TRUE(last.has_next());
+  EXPECT_FALSE(last.next().granted());
+  EXPECT_EQ(last.next().directive(), v1::DIRECTIVE_CONTINUE);
+
+  // Without lease_next there is no `next`, and the run stays queued.
+  Submit(alpha_, kSweep);
+  auto third = Lease(alpha_, "gpu1");
+  ASSERT_TRUE(third.granted());
+  v1::FinishRunResponse plain;
+  ASSERT_TRUE(finish(third.lease(), false, &plain).ok());
+  EXPECT_FALSE(plain.has_next());
+  EXPECT_TRUE(Lease(alpha_, "gpu1").granted());
+}
+
+// A draining worker finishes its run but gets no next one: DRAIN.
+TEST_F(ServiceTest, FinishRunWithLeaseNextTellsADrainingWorkerToDrain) {
+  auto sweep = Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  auto lease = Lease(alpha_, "gpu1");
+  ASSERT_TRUE(lease.granted());
+  v1::DrainWorkerRequest drain;
+  drain.set_worker_id("gpu1");
+  v1::DrainWorkerResponse drained;
+  ASSERT_TRUE(
+      team_->DrainWorker(Ctx(alpha_.member).get(), drain, &drained).ok());
+  v1::FinishRunRequest req;
+  *req.mutable_lease() = lease.lease();
+  req.set_worker_id("gpu1");
+  req.set_outcome(v1::OUTCOME_SUCCEEDED);
+  req.set_lease_next(true);
+  v1::FinishRunResponse resp;
+  ASSERT_TRUE(workers_->FinishRun(Ctx(alpha_.worker).get(), req, &resp).ok());
+  EXPECT_EQ(resp.state(), v1::RUN_STATE_SUCCEEDED);
+  EXPECT_FALSE(resp.next().granted());
+  EXPECT_EQ(resp.next().directive(), v1::DIRECTIVE_DRAIN);
+  v1::GetRunRequest get;
+  get.set_run_id(sweep.run_ids(1));
+  v1::Run run;
+  ASSERT_TRUE(team_->GetRun(Ctx(alpha_.member).get(), get, &run).ok());
+  EXPECT_EQ(run.state(), v1::RUN_STATE_QUEUED);
+}
+
 TEST_F(ServiceTest, DrainedWorkerGetsDrainAndNoRun) {
   Submit(alpha_, kSweep);
   Register(alpha_, "gpu1");

@@ -777,6 +777,10 @@ AttemptResult Attempt::Finish(AttemptResult result) {
     request.set_outcome(result.outcome);
     request.set_retryable(result.retryable);
     request.set_reason(result.reason);
+    // A lost reply makes the retry fail as "not current", and a lease the
+    // first call granted then expires and is requeued: rare and harmless.
+    request.set_lease_next(result.outcome == v1::OUTCOME_SUCCEEDED &&
+                           env_.want_next_lease && env_.want_next_lease());
     Backoff backoff(absl::Milliseconds(100), env_.options->max_backoff);
     bool retried = false;
     while (true) {
@@ -801,7 +805,15 @@ AttemptResult Attempt::Finish(AttemptResult result) {
                           ? absl::StrCat(result.retryable ? " (retryable)"
                                                           : " (not retryable)")
                           : "")
-                  << " -> " << v1::RunState_Name(finished->state());
+                  << " -> " << v1::RunState_Name(finished->state())
+                  << (finished->next().granted()
+                          ? absl::StrCat("; the answer leased run ",
+                                         finished->next().lease().run_id(),
+                                         " next")
+                          : "");
+        if (finished->next().granted()) {
+          result.next_lease = std::move(*finished->mutable_next());
+        }
         break;
       }
       if (IsTransient(finished.status())) {

@@ -74,6 +74,9 @@ struct AttemptResult {
   std::string reason;
   // Ended by Abort() (not the run's fault: the breaker ignores it).
   bool aborted = false;
+  // The slot's next run, granted with the FinishRun answer (Env's
+  // want_next_lease); the slot runs it without a Lease call.
+  std::optional<sweepq::v1::LeaseResponse> next_lease;
 };
 
 class Attempt {
@@ -85,6 +88,9 @@ class Attempt {
     Slot slot;
     // Called (from any of the attempt's threads) on a DRAIN directive.
     std::function<void()> on_drain;
+    // Asked before a successful run's FinishRun: true to have that call
+    // also lease the slot's next run (FinishRunRequest.lease_next).
+    std::function<bool()> want_next_lease;
   };
 
   Attempt(Env env, sweepq::v1::LeaseResponse lease);

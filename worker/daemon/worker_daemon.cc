@@ -202,7 +202,14 @@ void WorkerDaemon::SlotLoop(const Slot& slot) {
       absl::StrCat("worker ", options_.worker_id, " slot ", slot.Describe());
   Backoff backoff(absl::Milliseconds(200), options_.max_backoff);
   bool failing = false;
-  while (!draining()) {
+  // A run the last FinishRun granted: it is ours, so it runs even if a
+  // drain began meanwhile (a drain lets leased runs finish).
+  std::optional<v1::LeaseResponse> handed;
+  while (handed.has_value() || !draining()) {
+    if (handed.has_value()) {
+      RunAttempt(slot, *std::exchange(handed, std::nullopt), &handed);
+      continue;
+    }
     if (!WaitWhileTripped()) return;
     CallCanceller canceller;
     {
@@ -266,32 +273,41 @@ void WorkerDaemon::SlotLoop(const Slot& slot) {
       absl::MutexLock lock(&mu_);
       drain_directive_logged_ = false;
     }
-
-    Attempt::Env env;
-    env.client = client_.get();
-    env.options = &options_;
-    env.slot = slot;
-    env.on_drain = [this] {
-      absl::MutexLock lock(&mu_);
-      if (!drain_directive_logged_) {
-        LOG(INFO) << "worker " << options_.worker_id
-                  << ": drained by a teammate; the runs in progress finish";
-      }
-      drain_directive_logged_ = true;
-    };
-    Attempt attempt(std::move(env), std::move(*lease));
-    {
-      absl::MutexLock lock(&mu_);
-      active_.insert(&attempt);
-      if (aborting_) attempt.Abort();
-    }
-    AttemptResult result = attempt.Run();
-    {
-      absl::MutexLock lock(&mu_);
-      active_.erase(&attempt);
-    }
-    OnAttemptEnd(attempt.tag(), result);
+    RunAttempt(slot, *std::move(lease), &handed);
   }
+}
+
+void WorkerDaemon::RunAttempt(const Slot& slot, v1::LeaseResponse lease,
+                              std::optional<v1::LeaseResponse>* next) {
+  Attempt::Env env;
+  env.client = client_.get();
+  env.options = &options_;
+  env.slot = slot;
+  env.on_drain = [this] {
+    absl::MutexLock lock(&mu_);
+    if (!drain_directive_logged_) {
+      LOG(INFO) << "worker " << options_.worker_id
+                << ": drained by a teammate; the runs in progress finish";
+    }
+    drain_directive_logged_ = true;
+  };
+  env.want_next_lease = [this] {
+    absl::MutexLock lock(&mu_);
+    return !draining_ && !tripped_;
+  };
+  Attempt attempt(std::move(env), std::move(lease));
+  {
+    absl::MutexLock lock(&mu_);
+    active_.insert(&attempt);
+    if (aborting_) attempt.Abort();
+  }
+  AttemptResult result = attempt.Run();
+  {
+    absl::MutexLock lock(&mu_);
+    active_.erase(&attempt);
+  }
+  OnAttemptEnd(attempt.tag(), result);
+  *next = std::move(result.next_lease);
 }
 
 void WorkerDaemon::ReplayOrphans(const std::vector<std::string>& dirs) {

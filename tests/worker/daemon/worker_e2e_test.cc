@@ -109,6 +109,35 @@ TEST_F(WorkerE2eTest, SweepRunsToCompletionRanksOnTheBoardAndArtifactsMatch) {
   EXPECT_TRUE(fs::is_empty(WorkDir("w1") + "/spool"));
 }
 
+// A slot's next run comes with the answer to its FinishRun (lease_next):
+// no Lease call between runs, and each run is still leased once.
+TEST_F(WorkerE2eTest, NextRunComesWithTheAnswerToTheFinish) {
+  StartServer({"--lease-ttl-ms=5000"});
+  auto sweep = team_->Submit(SweepYaml(2, {"0.001", "0.002", "0.003"}));
+  ASSERT_TRUE(sweep.ok()) << sweep.status();
+  ASSERT_EQ(sweep->run_ids_size(), 3);
+  auto worker = StartWorker("w1", {});
+  for (int64_t id : sweep->run_ids()) {
+    AwaitState(id, v1::RUN_STATE_SUCCEEDED, absl::Seconds(60), worker.get());
+  }
+  // Runs are leased oldest first: the first by Lease, the others by the
+  // finish of the one before.
+  EXPECT_FALSE(worker->LogContains(
+      absl::StrCat("the answer leased run ", sweep->run_ids(0), " next")));
+  for (int i = 1; i < 3; ++i) {
+    EXPECT_TRUE(worker->LogContains(
+        absl::StrCat("the answer leased run ", sweep->run_ids(i), " next")))
+        << i;
+  }
+  for (int64_t id : sweep->run_ids()) {
+    const v1::Run run = Run(id);
+    ASSERT_EQ(run.attempts_size(), 1) << id;
+    EXPECT_EQ(run.attempts(0).worker_id(), "w1");
+  }
+  worker->Signal(SIGTERM);
+  EXPECT_EQ(worker->Wait(), 0);
+}
+
 TEST_F(WorkerE2eTest, GpuSlotGetsItsDeviceAndFinishedRunsLeaveNoWorkDir) {
   StartServer({"--lease-ttl-ms=5000"});
   auto sweep = team_->Submit(SweepYaml(2, {"0.001"}));
