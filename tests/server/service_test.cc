@@ -1029,6 +1029,37 @@ TEST_F(ServiceTest, FinishRunWithLeaseNextTellsADrainingWorkerToDrain) {
   EXPECT_EQ(run.state(), v1::RUN_STATE_QUEUED);
 }
 
+// A finish that quarantines its worker (its second failure here) gets no
+// next run: `next` is left out, the finish stands, and Lease says why.
+TEST_F(ServiceTest, FinishRunWithLeaseNextGivesAQuarantinedWorkerNoRun) {
+  Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  auto first = Lease(alpha_, "gpu1");
+  ASSERT_TRUE(first.granted());
+  ASSERT_TRUE(Finish(alpha_, "gpu1", first.lease(), v1::OUTCOME_FAILED,
+                     /*retryable=*/true)
+                  .ok());
+  auto second = Lease(alpha_, "gpu1");
+  ASSERT_TRUE(second.granted());
+  v1::FinishRunRequest req;
+  *req.mutable_lease() = second.lease();
+  req.set_worker_id("gpu1");
+  req.set_outcome(v1::OUTCOME_FAILED);
+  req.set_retryable(true);
+  req.set_reason("boom");
+  req.set_lease_next(true);
+  v1::FinishRunResponse resp;
+  ASSERT_TRUE(workers_->FinishRun(Ctx(alpha_.worker).get(), req, &resp).ok());
+  EXPECT_EQ(resp.state(), v1::RUN_STATE_QUEUED);
+  EXPECT_FALSE(resp.has_next());
+  v1::LeaseRequest lease;
+  lease.set_worker_id("gpu1");
+  v1::LeaseResponse leased;
+  grpc::Status s = workers_->Lease(Ctx(alpha_.worker).get(), lease, &leased);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION);
+  EXPECT_THAT(s.error_message(), HasSubstr("quarantined"));
+}
+
 TEST_F(ServiceTest, DrainedWorkerGetsDrainAndNoRun) {
   Submit(alpha_, kSweep);
   Register(alpha_, "gpu1");
