@@ -425,10 +425,11 @@ sweepq::v1::LeaseResponse Coordinator::LeaseAnswer(
     int64_t team_id, std::optional<store::LeaseGrant> grant) {
   sweepq::v1::LeaseResponse response = EmptyLeaseResponse();
   if (!grant.has_value()) return response;
-  // Per-lease lines only with GLOG_v=1: at hundreds of leases a second
-  // they would cost more than the lease (the state events keep the record).
-  VLOG(1) << "lease run " << grant->run.run_id() << " attempt "
-          << grant->lease.attempt() << " -> worker " << grant->run.worker_id();
+  // One line per lease and per finish (Finished), as operators expect; a
+  // load test silences them with --minloglevel=1.
+  LOG(INFO) << "lease run " << grant->run.run_id() << " attempt "
+            << grant->lease.attempt() << " -> worker "
+            << grant->run.worker_id();
   // Resume from the newest checkpoint an earlier attempt uploaded.
   if (grant->lease.attempt() > 1) {
     auto artifacts = store_->ListArtifacts(team_id, grant->run.run_id());
@@ -682,14 +683,11 @@ absl::StatusOr<store::FinishRequest> Coordinator::FinishRequestOf(
 
 sweepq::v1::FinishRunResponse Coordinator::Finished(
     const sweepq::v1::FinishRunRequest& request, RunState state) {
-  // A success is logged only with GLOG_v=1 (see LeaseAnswer); anything
-  // else is worth a line.
-  LOG_IF(INFO, state != sweepq::v1::RUN_STATE_SUCCEEDED || VLOG_IS_ON(1))
-      << "finish run " << request.lease().run_id() << " attempt "
-      << request.lease().attempt() << " by " << request.worker_id() << ": "
-      << sweepq::v1::Outcome_Name(request.outcome()) << " -> "
-      << sweepq::v1::RunState_Name(state)
-      << (request.reason().empty() ? "" : " (" + request.reason() + ")");
+  LOG(INFO) << "finish run " << request.lease().run_id() << " attempt "
+            << request.lease().attempt() << " by " << request.worker_id()
+            << ": " << sweepq::v1::Outcome_Name(request.outcome()) << " -> "
+            << sweepq::v1::RunState_Name(state)
+            << (request.reason().empty() ? "" : " (" + request.reason() + ")");
   if (state == sweepq::v1::RUN_STATE_QUEUED) NotifyQueueChanged();
   NotifyEventsAppended();
   sweepq::v1::FinishRunResponse response;
@@ -712,8 +710,9 @@ void Coordinator::AddNextLease(const sweepq::v1::FinishRunRequest& request,
     return;
   }
   // The finish stands; the worker's next Lease call gets this error.
-  VLOG(1) << "finish run " << request.lease().run_id() << ": no next lease for "
-          << request.worker_id() << ": " << next.status();
+  LOG(INFO) << "finish run " << request.lease().run_id()
+            << ": no next lease for " << request.worker_id() << ": "
+            << next.status();
 }
 
 absl::StatusOr<sweepq::v1::FinishRunResponse> Coordinator::FinishRun(

@@ -2,11 +2,15 @@
 #include "server/coordinator.h"
 
 #include <memory>
+#include <string>
 #include <thread>
+#include <vector>
 
+#include "absl/synchronization/mutex.h"
+#include "common/crypto.h"
+#include "glog/logging.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "common/crypto.h"
 #include "server/store/memory_store.h"
 #include "tests/testing/temp_dir.h"
 
@@ -91,6 +95,51 @@ TEST_F(CoordinatorTest, LeaseExpiredRunIsRequeuedWithNextAttempt) {
   EXPECT_EQ(second.run().run_id(), first.run().run_id());
   EXPECT_EQ(second.lease().attempt(), 2u);
   EXPECT_NE(second.lease().lease_id(), first.lease().lease_id());
+}
+
+// Collects the INFO lines logged while it is alive.
+class LogLines : public google::LogSink {
+ public:
+  LogLines() { google::AddLogSink(this); }
+  ~LogLines() override { google::RemoveLogSink(this); }
+  void send(google::LogSeverity severity, const char*, const char*, int,
+            const struct ::tm*, const char* message,
+            size_t message_len) override {
+    if (severity != google::GLOG_INFO) return;
+    absl::MutexLock lock(&mu_);
+    lines_.emplace_back(message, message_len);
+  }
+  std::vector<std::string> lines() {
+    absl::MutexLock lock(&mu_);
+    return lines_;
+  }
+
+ private:
+  absl::Mutex mu_;
+  std::vector<std::string> lines_;
+};
+
+// Operators get one line per lease and one per finish, successes included
+// (docs/operations.md).
+TEST_F(CoordinatorTest, EachLeaseAndFinishIsOneLogLine) {
+  v1::SubmitSweepRequest submit;
+  submit.set_spec_yaml(kSweep);
+  ASSERT_TRUE(coordinator_->SubmitSweep(team_, submit).ok());
+  Register("w1");
+  LogLines log;
+  auto leased = Lease("w1");
+  ASSERT_TRUE(leased.granted());
+  v1::FinishRunRequest finish;
+  *finish.mutable_lease() = leased.lease();
+  finish.set_worker_id("w1");
+  finish.set_outcome(v1::OUTCOME_SUCCEEDED);
+  ASSERT_TRUE(coordinator_->FinishRun(team_, finish).ok());
+  const std::string id = std::to_string(leased.run().run_id());
+  EXPECT_THAT(log.lines(), ::testing::ElementsAre(
+                               "lease run " + id + " attempt 1 -> worker w1",
+                               "finish run " + id +
+                                   " attempt 1 by w1: OUTCOME_SUCCEEDED -> "
+                                   "RUN_STATE_SUCCEEDED"));
 }
 
 TEST_F(CoordinatorTest, HeartbeatsKeepTheLeaseAlive) {
