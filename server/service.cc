@@ -299,7 +299,7 @@ class EventStream final
                                      sweepq::v1::ReportEventsResponse> {
  public:
   EventStream(WorkerServiceImpl* service, grpc::CallbackServerContext* ctx)
-      : service_(service) {
+      : service_(service), authorization_(AuthorizationOf(ctx)) {
     absl::StatusOr<store::TeamPrincipal> principal = service_->Authorize(ctx);
     if (principal.ok()) {
       team_id_ = principal->team_id;
@@ -349,12 +349,16 @@ class EventStream final
     // stays true until the batch is handed over, so that no other thread
     // starts the next read and hands its batch over first (batches of one
     // lease must be stored in the order they were sent).
-    service_->coordinator_->ReportEventsAsync(
-        team_id_, batch->request,
-        [this, batch](
-            absl::StatusOr<sweepq::v1::ReportEventsResponse> result) {
-          OnCommitted(batch, std::move(result));
-        });
+    if (absl::Status still = StillAuthorized(); !still.ok()) {
+      OnCommitted(batch, still);
+    } else {
+      service_->coordinator_->ReportEventsAsync(
+          team_id_, batch->request,
+          [this,
+           batch](absl::StatusOr<sweepq::v1::ReportEventsResponse> result) {
+            OnCommitted(batch, std::move(result));
+          });
+    }
     absl::MutexLock lock(&mu_);
     reading_ = false;
     StartReadLocked();
@@ -393,6 +397,21 @@ class EventStream final
     bool committed = false;
     absl::StatusOr<sweepq::v1::ReportEventsResponse> result;
   };
+
+  // The stream's token is checked again for every batch (a stream lives
+  // as long as a run, and a rotated or revoked token must stop working
+  // within the authenticator's cache time, as it does for unary calls).
+  // Cheap: a SHA-256 and a cache look-up.
+  absl::Status StillAuthorized() const {
+    absl::StatusOr<store::TeamPrincipal> principal =
+        service_->auth_->Authenticate(authorization_, store::Role::kWorker);
+    if (principal.ok() && principal->team_id == team_id_) {
+      return absl::OkStatus();
+    }
+    return absl::UnauthenticatedError(
+        "the token this stream was opened with is no longer valid (rotated?);"
+        " open a new stream with the team's current worker token");
+  }
 
   void OnCommitted(Batch* batch,
                    absl::StatusOr<sweepq::v1::ReportEventsResponse> result) {
@@ -460,6 +479,7 @@ class EventStream final
   }
 
   WorkerServiceImpl* const service_;
+  const std::string authorization_;  // the call's metadata, for StillAuthorized
   int64_t team_id_ = 0;
   bool registered_ = false;  // written before the first reaction can run
   absl::Mutex mu_;

@@ -516,6 +516,38 @@ TEST_F(ServiceTest, StaleLeaseEndsTheStreamAndKeepsTheEarlierBatches) {
               ::testing::ElementsAre(1, 2));
 }
 
+// A stream outlives many token checks: rotating the worker token ends
+// it at its next batch (once the auth cache lapses), storing nothing of
+// that batch, as a unary call with the old token would be refused.
+TEST_F(ServiceTest, RotatedTokenEndsAnOpenStreamAtItsNextBatch) {
+  Submit(alpha_, kSweep);
+  Register(alpha_, "gpu1");
+  auto lease = Lease(alpha_, "gpu1");
+  auto call = OpenStream(alpha_.worker);
+  EXPECT_EQ(SendAndAck(call, Batch(lease.lease(), 1, "val_f1", {{1, 0.1}})),
+            1u);
+  auto rotated =
+      server_->coordinator()->RotateToken("alpha", store::Role::kWorker);
+  ASSERT_TRUE(rotated.ok()) << rotated.status();
+  clock_.AdvanceMs(6'000);  // past the authenticator's 5 s cache
+  EXPECT_EQ(SendAndAck(call, Batch(lease.lease(), 2, "val_f1", {{99, 0.2}})),
+            0u);
+  grpc::Status s = call.stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::UNAUTHENTICATED)
+      << s.error_message();
+  EXPECT_THAT(s.error_message(), HasSubstr("no longer valid"));
+  // The new token streams; the refused batch (step 99) was not stored.
+  alpha_.worker = *rotated;
+  auto again = OpenStream(alpha_.worker);
+  EXPECT_EQ(SendAndAck(again, Batch(lease.lease(), 3, "val_f1", {{2, 0.3}})),
+            3u);
+  EXPECT_TRUE(CloseStream(again).ok());
+  ASSERT_TRUE(
+      Finish(alpha_, "gpu1", lease.lease(), v1::OUTCOME_SUCCEEDED).ok());
+  EXPECT_THAT(AllSteps(alpha_, lease.run().run_id()),
+              ::testing::ElementsAre(1, 2));
+}
+
 TEST_F(ServiceTest, InvalidBatchEndsTheStreamWithInvalidArgument) {
   Submit(alpha_, kSweep);
   Register(alpha_, "gpu1");
