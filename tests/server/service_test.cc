@@ -181,6 +181,22 @@ class ServiceTest : public ::testing::Test {
     return ack.acked_batch_seq();
   }
 
+  // Alpha's first run leased to worker gpu1, and a stream on which its
+  // batch 1 (val_f1 at step 1) was stored.
+  struct LeasedStream {
+    v1::LeaseResponse lease;
+    EventStreamCall call;
+  };
+  LeasedStream StreamWithFirstBatch() {
+    Submit(alpha_, kSweep);
+    Register(alpha_, "gpu1");
+    LeasedStream out{Lease(alpha_, "gpu1"), OpenStream(alpha_.worker)};
+    EXPECT_EQ(
+        SendAndAck(out.call, Batch(out.lease.lease(), 1, "val_f1", {{1, 0.1}})),
+        1u);
+    return out;
+  }
+
   // Closes the client side and returns the stream's final status.
   static grpc::Status CloseStream(EventStreamCall& call) {
     call.stream->WritesDone();
@@ -495,12 +511,7 @@ TEST_F(ServiceTest, BatchResentOnTheStreamIsStoredOnce) {
 }
 
 TEST_F(ServiceTest, StaleLeaseEndsTheStreamAndKeepsTheEarlierBatches) {
-  Submit(alpha_, kSweep);
-  Register(alpha_, "gpu1");
-  auto lease = Lease(alpha_, "gpu1");
-  auto call = OpenStream(alpha_.worker);
-  EXPECT_EQ(SendAndAck(call, Batch(lease.lease(), 1, "val_f1", {{1, 0.1}})),
-            1u);
+  auto [lease, call] = StreamWithFirstBatch();
   EXPECT_EQ(SendAndAck(call, Batch(lease.lease(), 2, "val_f1", {{2, 0.2}})),
             2u);
   // The run ends (as after a lease expiry and a new holder): the lease the
@@ -520,12 +531,7 @@ TEST_F(ServiceTest, StaleLeaseEndsTheStreamAndKeepsTheEarlierBatches) {
 // it at its next batch (once the auth cache lapses), storing nothing of
 // that batch, as a unary call with the old token would be refused.
 TEST_F(ServiceTest, RotatedTokenEndsAnOpenStreamAtItsNextBatch) {
-  Submit(alpha_, kSweep);
-  Register(alpha_, "gpu1");
-  auto lease = Lease(alpha_, "gpu1");
-  auto call = OpenStream(alpha_.worker);
-  EXPECT_EQ(SendAndAck(call, Batch(lease.lease(), 1, "val_f1", {{1, 0.1}})),
-            1u);
+  auto [lease, call] = StreamWithFirstBatch();
   auto rotated =
       server_->coordinator()->RotateToken("alpha", store::Role::kWorker);
   ASSERT_TRUE(rotated.ok()) << rotated.status();
@@ -549,12 +555,7 @@ TEST_F(ServiceTest, RotatedTokenEndsAnOpenStreamAtItsNextBatch) {
 }
 
 TEST_F(ServiceTest, InvalidBatchEndsTheStreamWithInvalidArgument) {
-  Submit(alpha_, kSweep);
-  Register(alpha_, "gpu1");
-  auto lease = Lease(alpha_, "gpu1");
-  auto call = OpenStream(alpha_.worker);
-  EXPECT_EQ(SendAndAck(call, Batch(lease.lease(), 1, "val_f1", {{1, 0.1}})),
-            1u);
+  auto [lease, call] = StreamWithFirstBatch();
   EXPECT_EQ(SendAndAck(call, Batch(lease.lease(), 2, "", {{2, 0.2}})), 0u);
   grpc::Status s = call.stream->Finish();
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT)
