@@ -34,13 +34,27 @@ grpc::Status Serve(const absl::StatusOr<store::TeamPrincipal>& principal,
   return ToGrpcStatus(body(*principal));
 }
 
-// Finishes `reactor` with `result`, moved into `*resp` when OK.
-template <typename T>
-void FinishWith(grpc::ServerUnaryReactor* reactor, absl::StatusOr<T> result,
-                T* resp) {
-  if (!result.ok()) return reactor->Finish(ToGrpcStatus(result.status()));
-  *resp = *std::move(result);
-  reactor->Finish(grpc::Status::OK);
+// Serve for callback handlers: `start(team_id, done)` begins the work as
+// the authenticated principal, and `done` later finishes the call with its
+// result (moved into `*resp` when OK). Returns the call's reactor.
+template <typename Response, typename Start>
+grpc::ServerUnaryReactor* ServeAsync(
+    grpc::CallbackServerContext* ctx,
+    const absl::StatusOr<store::TeamPrincipal>& principal, Response* resp,
+    Start&& start) {
+  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+  if (!principal.ok()) {
+    reactor->Finish(ToGrpcStatus(principal.status()));
+    return reactor;
+  }
+  start(principal->team_id, [reactor, resp](absl::StatusOr<Response> result) {
+    if (!result.ok()) {
+      return reactor->Finish(ToGrpcStatus(result.status()));
+    }
+    *resp = *std::move(result);
+    reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
 }
 
 // Streams an opened artifact: the header in the first chunk, then the data
@@ -269,18 +283,11 @@ grpc::ServerUnaryReactor* WorkerServiceImpl::ReportEvents(
     grpc::CallbackServerContext* ctx,
     const sweepq::v1::ReportEventsRequest* req,
     sweepq::v1::ReportEventsResponse* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::StatusOr<store::TeamPrincipal> principal = Authorize(ctx);
-  if (!principal.ok()) {
-    reactor->Finish(ToGrpcStatus(principal.status()));
-    return reactor;
-  }
-  coordinator_->ReportEventsAsync(
-      principal->team_id, *req,
-      [reactor, resp](absl::StatusOr<sweepq::v1::ReportEventsResponse> result) {
-        FinishWith(reactor, std::move(result), resp);
+  return ServeAsync(
+      ctx, Authorize(ctx), resp,
+      [&](int64_t team_id, Done<sweepq::v1::ReportEventsResponse> done) {
+        coordinator_->ReportEventsAsync(team_id, *req, std::move(done));
       });
-  return reactor;
 }
 
 // One StreamEvents call. Batches are handed to the coordinator as they are
@@ -571,18 +578,11 @@ grpc::Status WorkerServiceImpl::FetchArtifact(
 grpc::ServerUnaryReactor* WorkerServiceImpl::FinishRun(
     grpc::CallbackServerContext* ctx, const sweepq::v1::FinishRunRequest* req,
     sweepq::v1::FinishRunResponse* resp) {
-  grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
-  absl::StatusOr<store::TeamPrincipal> principal = Authorize(ctx);
-  if (!principal.ok()) {
-    reactor->Finish(ToGrpcStatus(principal.status()));
-    return reactor;
-  }
-  coordinator_->FinishRunAsync(
-      principal->team_id, *req,
-      [reactor, resp](absl::StatusOr<sweepq::v1::FinishRunResponse> result) {
-        FinishWith(reactor, std::move(result), resp);
+  return ServeAsync(
+      ctx, Authorize(ctx), resp,
+      [&](int64_t team_id, Done<sweepq::v1::FinishRunResponse> done) {
+        coordinator_->FinishRunAsync(team_id, *req, std::move(done));
       });
-  return reactor;
 }
 
 }  // namespace sweepq::server
