@@ -800,20 +800,20 @@ AttemptResult Attempt::Finish(AttemptResult result) {
       auto finished = env_.client->FinishRun(request);
       if (finished.ok()) {
         result.end = AttemptResult::End::kFinished;
+        if (finished->next().granted()) {
+          result.next_lease = std::move(*finished->mutable_next());
+        }
         LOG(INFO) << tag_ << ": finished " << v1::Outcome_Name(result.outcome)
                   << (result.outcome == v1::OUTCOME_FAILED
                           ? absl::StrCat(result.retryable ? " (retryable)"
                                                           : " (not retryable)")
                           : "")
                   << " -> " << v1::RunState_Name(finished->state())
-                  << (finished->next().granted()
+                  << (result.next_lease.has_value()
                           ? absl::StrCat("; the answer leased run ",
-                                         finished->next().lease().run_id(),
+                                         result.next_lease->lease().run_id(),
                                          " next")
                           : "");
-        if (finished->next().granted()) {
-          result.next_lease = std::move(*finished->mutable_next());
-        }
         break;
       }
       if (IsTransient(finished.status())) {
