@@ -51,15 +51,27 @@ class CountingDetector : public FaceDetector {
   std::atomic<int> calls_{0};
 };
 
-TEST(FaceCropTest, HaarBoxCoversTheAstronautsFace) {
-  if (!fs::exists(kAstronaut)) {
-    GTEST_SKIP() << kAstronaut << " missing: apt-get install python3-skimage";
+// scikit-image's astronaut (a real photograph) and the Haar detector.
+class AstronautTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    if (!fs::exists(kAstronaut)) {
+      GTEST_SKIP() << kAstronaut << " missing: apt-get install python3-skimage";
+    }
+    auto image = ReadImageFile(kAstronaut, kDefaultMaxImagePixels);
+    ASSERT_TRUE(image.ok()) << image.status();
+    image_ = *std::move(image);
+    auto haar = MakeFaceDetector("haar", FaceCropOptions());
+    ASSERT_TRUE(haar.ok()) << haar.status();
+    haar_ = *std::move(haar);
   }
-  auto image = ReadImageFile(kAstronaut, kDefaultMaxImagePixels);
-  ASSERT_TRUE(image.ok()) << image.status();
-  auto haar = MakeFaceDetector("haar", FaceCropOptions());
-  ASSERT_TRUE(haar.ok()) << haar.status();
-  auto found = (*haar)->Detect(*image);
+
+  cv::Mat image_;
+  std::unique_ptr<FaceDetector> haar_;
+};
+
+TEST_F(AstronautTest, HaarBoxCoversTheAstronautsFace) {
+  auto found = haar_->Detect(image_);
   ASSERT_TRUE(found.ok()) << found.status();
   ASSERT_TRUE(found->has_value()) << "no face found on the astronaut";
   const cv::Rect box = (*found)->box;
@@ -74,7 +86,7 @@ TEST(FaceCropTest, HaarBoxCoversTheAstronautsFace) {
 
   auto cropper = FaceCropper::Create(FaceCropOptions());
   ASSERT_TRUE(cropper.ok()) << cropper.status();
-  auto crop = (*cropper)->Locate(*image, "");
+  auto crop = (*cropper)->Locate(image_, "");
   ASSERT_TRUE(crop.ok()) << crop.status();
   EXPECT_EQ(crop->source, "haar");
   EXPECT_EQ(crop->box & kAstronautFace, kAstronautFace) << crop->box;
@@ -85,26 +97,19 @@ TEST(FaceCropTest, HaarBoxCoversTheAstronautsFace) {
   // Margin 0.2 / 0.3 / 0.1 of the box, then padding 20 x 30 on 384 x 512
   // = 27 x 30 on 512 x 512, each side.
   const FaceCropOptions defaults;
-  EXPECT_EQ(crop->box, ExpandDetectedBox(box, image->size(), defaults));
+  EXPECT_EQ(crop->box, ExpandDetectedBox(box, image_.size(), defaults));
   EXPECT_NEAR(crop->box.width, box.width * 1.4 + 2 * 27, 2);
   EXPECT_NEAR(crop->box.height, box.height * 1.4 + 2 * 30, 2);
 }
 
 // The cascade runs on a reduced copy of a large image: the box comes back
 // in the image's own pixels, and a gray image passed in is left as it was.
-TEST(FaceCropTest, HaarBoxIsInThePixelsOfTheImagePassed) {
-  if (!fs::exists(kAstronaut)) {
-    GTEST_SKIP() << kAstronaut << " missing: apt-get install python3-skimage";
-  }
-  auto image = ReadImageFile(kAstronaut, kDefaultMaxImagePixels);
-  ASSERT_TRUE(image.ok()) << image.status();
-  auto haar = MakeFaceDetector("haar", FaceCropOptions());
-  ASSERT_TRUE(haar.ok()) << haar.status();
+TEST_F(AstronautTest, HaarBoxIsInThePixelsOfTheImagePassed) {
   cv::Mat large, gray;
-  cv::resize(*image, large, cv::Size(), 2.0, 2.0, cv::INTER_LINEAR);
+  cv::resize(image_, large, cv::Size(), 2.0, 2.0, cv::INTER_LINEAR);
   cv::cvtColor(large, gray, cv::COLOR_BGR2GRAY);
   const cv::Mat before = gray.clone();
-  auto found = (*haar)->Detect(gray);
+  auto found = haar_->Detect(gray);
   ASSERT_TRUE(found.ok()) << found.status();
   ASSERT_TRUE(found->has_value()) << "no face on the enlarged astronaut";
   const cv::Rect box = (*found)->box;
