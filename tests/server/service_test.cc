@@ -233,6 +233,13 @@ class ServiceTest : public ::testing::Test {
     return steps;
   }
 
+  grpc::Status CancelRun(const Team& team, int64_t run_id) {
+    v1::CancelRunRequest req;
+    req.set_run_id(run_id);
+    v1::CancelRunResponse resp;
+    return team_->CancelRun(Ctx(team.member).get(), req, &resp);
+  }
+
   grpc::Status Finish(const Team& team, const std::string& worker_id,
                       const v1::LeaseRef& lease, v1::Outcome outcome,
                       bool retryable = false, v1::RunState* state = nullptr) {
@@ -479,11 +486,7 @@ TEST_F(ServiceTest, StreamAnswerCarriesTheCancelDirective) {
   Submit(alpha_, kSweep);
   Register(alpha_, "gpu1");
   auto lease = Lease(alpha_, "gpu1");
-  v1::CancelRunRequest cancel;
-  cancel.set_run_id(lease.run().run_id());
-  v1::CancelRunResponse cancelled;
-  ASSERT_TRUE(
-      team_->CancelRun(Ctx(alpha_.member).get(), cancel, &cancelled).ok());
+  ASSERT_TRUE(CancelRun(alpha_, lease.run().run_id()).ok());
   auto call = OpenStream(alpha_.worker);
   ASSERT_TRUE(call.stream->Write(Batch(lease.lease(), 1, "val_f1", {{1, 0.1}})));
   v1::ReportEventsResponse ack;
@@ -1143,10 +1146,7 @@ TEST_F(ServiceTest, CancelOfALeasedRunIsDeliveredAsADirective) {
   Submit(alpha_, kSweep);
   Register(alpha_, "gpu1");
   auto lease = Lease(alpha_, "gpu1");
-  v1::CancelRunRequest cancel;
-  cancel.set_run_id(lease.run().run_id());
-  v1::CancelRunResponse cancelled;
-  ASSERT_TRUE(team_->CancelRun(Ctx(alpha_.member).get(), cancel, &cancelled).ok());
+  ASSERT_TRUE(CancelRun(alpha_, lease.run().run_id()).ok());
   v1::HeartbeatRequest hb;
   hb.set_worker_id("gpu1");
   *hb.mutable_lease() = lease.lease();
