@@ -36,6 +36,7 @@ using ::sweepq::v1::WorkerState;
 static_assert(v1::RUN_STATE_QUEUED == 1 && v1::RUN_STATE_LEASED == 2 &&
                   v1::RUN_STATE_RUNNING == 3,
               "migrations/0001_initial.sql and sqlite_queries.h");
+static_assert(v1::WORKER_STATE_ACTIVE == 1, "kTouchActiveWorker");
 
 constexpr uint32_t kDefaultListLimit = 100;
 constexpr uint32_t kDefaultLeaderboardTop = 20;
@@ -155,6 +156,10 @@ constexpr char kSelectRunningRunIds[] =
 constexpr char kTouchWorker[] =
     "UPDATE workers SET last_seen_at_ms = ?3"
     " WHERE team_id = ?1 AND worker_id = ?2";
+// kTouchWorker for a worker that may lease (WORKER_STATE_ACTIVE).
+constexpr char kTouchActiveWorker[] =
+    "UPDATE workers SET last_seen_at_ms = ?3"
+    " WHERE team_id = ?1 AND worker_id = ?2 AND state = 1";
 
 // ---- Helpers ----
 
@@ -516,6 +521,15 @@ absl::Status LeaseRunOp(Database& db, int64_t team_id,
                         int64_t now_ms, int64_t ttl_ms,
                         std::optional<LeaseGrant>* grant) {
   {
+    // An active worker is touched and goes on; anyone else gets the reason
+    // (a second look, only on that path).
+    ASSIGN_OR_RETURN(Statement touch, db.Prepare(kTouchActiveWorker));
+    touch.BindInt64(1, team_id);
+    touch.BindText(2, worker_id);
+    touch.BindInt64(3, now_ms);
+    RETURN_IF_ERROR(touch.Run());
+  }
+  if (db.Changes() == 0) {
     ASSIGN_OR_RETURN(Statement select,
                      db.Prepare("SELECT state FROM workers"
                                 " WHERE team_id = ?1 AND worker_id = ?2"));
@@ -527,18 +541,9 @@ absl::Status LeaseRunOp(Database& db, int64_t team_id,
           absl::StrCat("worker \"", worker_id, "\" is not registered"));
     }
     const auto state = static_cast<WorkerState>(select.ColumnInt64(0));
-    if (state != v1::WORKER_STATE_ACTIVE) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("worker \"", worker_id, "\" is ",
-                       v1::WorkerState_Name(state), " and may not lease runs"));
-    }
-  }
-  {
-    ASSIGN_OR_RETURN(Statement touch, db.Prepare(kTouchWorker));
-    touch.BindInt64(1, team_id);
-    touch.BindText(2, worker_id);
-    touch.BindInt64(3, now_ms);
-    RETURN_IF_ERROR(touch.Run());
+    return absl::FailedPreconditionError(
+        absl::StrCat("worker \"", worker_id, "\" is ",
+                     v1::WorkerState_Name(state), " and may not lease runs"));
   }
   if (datasets.empty()) return absl::OkStatus();
 
@@ -601,11 +606,10 @@ absl::Status AppendEventsOp(Database& db, int64_t team_id,
                             int64_t now_ms, Directive* directive) {
   ASSIGN_OR_RETURN(LeasedRun run, CheckLease(db, team_id, lease, nullptr));
   const int64_t run_id = run.run_id;
-  if (run.state == v1::RUN_STATE_LEASED) {
-    ASSIGN_OR_RETURN(Statement update,
-                     db.Prepare("UPDATE runs SET state = 3 WHERE id = ?1"));
-    update.BindInt64(1, run_id);
-    RETURN_IF_ERROR(update.Run());
+  // The run's row changes once per batch at most: RUNNING (the first
+  // batch) and a new best (below) are one UPDATE.
+  const bool starts_running = run.state == v1::RUN_STATE_LEASED;
+  if (starts_running) {
     RETURN_IF_ERROR(AppendStateEvent(
         db, run_id, run.attempt, v1::RUN_STATE_RUNNING, run.worker_id,
         "reporting", RunningSince(points, events, now_ms)));
@@ -707,21 +711,34 @@ absl::Status AppendEventsOp(Database& db, int64_t team_id,
     }
   }
 
+  bool new_best = false;
   if (best != nullptr) {
     const double stored_score = Score(run.goal, run.best_value);
-    if (!run.has_best || best_score > stored_score ||
-        (best_score == stored_score && best->step() < run.best_step)) {
-      ASSIGN_OR_RETURN(
-          Statement update,
-          db.Prepare("UPDATE runs SET best_value = ?2, best_step = ?3,"
-                     " best_attempt = ?4, score = ?5 WHERE id = ?1"));
-      update.BindInt64(1, run_id);
-      update.BindDouble(2, best->value());
-      update.BindInt64(3, best->step());
-      update.BindInt64(4, run.attempt);
-      update.BindDouble(5, best_score);
-      RETURN_IF_ERROR(update.Run());
-    }
+    new_best = !run.has_best || best_score > stored_score ||
+               (best_score == stored_score && best->step() < run.best_step);
+  }
+  if (new_best) {
+    // A column SET is rewritten in every index that names it, even to the
+    // same value: `state` is set only when it changes.
+    ASSIGN_OR_RETURN(
+        Statement update,
+        db.Prepare(starts_running
+                       ? "UPDATE runs SET state = 3, best_value = ?2,"
+                         " best_step = ?3, best_attempt = ?4, score = ?5"
+                         " WHERE id = ?1"
+                       : "UPDATE runs SET best_value = ?2, best_step = ?3,"
+                         " best_attempt = ?4, score = ?5 WHERE id = ?1"));
+    update.BindInt64(1, run_id);
+    update.BindDouble(2, best->value());
+    update.BindInt64(3, best->step());
+    update.BindInt64(4, run.attempt);
+    update.BindDouble(5, best_score);
+    RETURN_IF_ERROR(update.Run());
+  } else if (starts_running) {
+    ASSIGN_OR_RETURN(Statement update,
+                     db.Prepare("UPDATE runs SET state = 3 WHERE id = ?1"));
+    update.BindInt64(1, run_id);
+    RETURN_IF_ERROR(update.Run());
   }
   *directive = run.directive();
   return absl::OkStatus();
