@@ -377,6 +377,7 @@ absl::StatusOr<sweepq::v1::RegisterWorkerResponse> Coordinator::RegisterWorker(
   w.set_version(request.version());
   ASSIGN_OR_RETURN(sweepq::v1::Worker stored,
                    store_->UpsertWorker(team_id, w, clock_->NowMs()));
+  RememberDatasets(team_id, stored);
   LOG(INFO) << "worker " << stored.worker_id() << " registered (host "
             << stored.host() << ", " << stored.slots() << " slots)";
   sweepq::v1::RegisterWorkerResponse response;
@@ -458,41 +459,76 @@ sweepq::v1::LeaseResponse Coordinator::LeaseAnswer(
   return response;
 }
 
-absl::StatusOr<sweepq::v1::LeaseResponse> Coordinator::TryLease(
-    int64_t team_id, const sweepq::v1::LeaseRequest& request) {
+Coordinator::Datasets Coordinator::RememberDatasets(
+    int64_t team_id, const sweepq::v1::Worker& worker) {
+  auto datasets = std::make_shared<const std::vector<std::string>>(
+      worker.datasets().begin(), worker.datasets().end());
+  absl::MutexLock lock(&datasets_mu_);
+  worker_datasets_[{team_id, worker.worker_id()}] = datasets;
+  return datasets;
+}
+
+absl::StatusOr<Coordinator::Datasets> Coordinator::LeasingDatasets(
+    int64_t team_id, const sweepq::v1::LeaseRequest& request,
+    std::optional<sweepq::v1::LeaseResponse>* answer) {
+  {
+    absl::MutexLock lock(&datasets_mu_);
+    auto it = worker_datasets_.find(std::pair(team_id, request.worker_id()));
+    if (it != worker_datasets_.end()) return it->second;
+  }
+  sweepq::v1::Worker worker;
+  ASSIGN_OR_RETURN(*answer, CheckLeasingWorker(team_id, request, &worker));
+  if (answer->has_value()) return nullptr;
+  return RememberDatasets(team_id, worker);
+}
+
+absl::StatusOr<sweepq::v1::LeaseResponse> Coordinator::RefusedLease(
+    int64_t team_id, const std::string& worker_id, absl::Status refused) {
+  sweepq::v1::LeaseRequest request;
+  request.set_worker_id(worker_id);
   sweepq::v1::Worker worker;
   ASSIGN_OR_RETURN(std::optional<sweepq::v1::LeaseResponse> answer,
                    CheckLeasingWorker(team_id, request, &worker));
   if (answer.has_value()) return *std::move(answer);
-  std::vector<std::string> datasets(worker.datasets().begin(),
-                                    worker.datasets().end());
-  ASSIGN_OR_RETURN(std::optional<store::LeaseGrant> grant,
-                   store_->LeaseRun(team_id, worker.worker_id(), datasets,
-                                    clock_->NowMs(), options_.lease_ttl_ms));
-  return LeaseAnswer(team_id, std::move(grant));
+  return refused;  // active again by now: the store's reason stands
+}
+
+absl::StatusOr<sweepq::v1::LeaseResponse> Coordinator::TryLease(
+    int64_t team_id, const sweepq::v1::LeaseRequest& request) {
+  std::optional<sweepq::v1::LeaseResponse> answer;
+  ASSIGN_OR_RETURN(Datasets datasets,
+                   LeasingDatasets(team_id, request, &answer));
+  if (answer.has_value()) return *std::move(answer);
+  absl::StatusOr<std::optional<store::LeaseGrant>> grant =
+      store_->LeaseRun(team_id, request.worker_id(), *datasets, clock_->NowMs(),
+                       options_.lease_ttl_ms);
+  if (absl::IsFailedPrecondition(grant.status())) {
+    return RefusedLease(team_id, request.worker_id(), grant.status());
+  }
+  if (!grant.ok()) return grant.status();
+  return LeaseAnswer(team_id, *std::move(grant));
 }
 
 void Coordinator::TryLeaseAsync(int64_t team_id,
                                 const sweepq::v1::LeaseRequest& request,
                                 Done<sweepq::v1::LeaseResponse> done) {
+  std::optional<sweepq::v1::LeaseResponse> answer;
+  absl::StatusOr<Datasets> datasets =
+      LeasingDatasets(team_id, request, &answer);
+  if (!datasets.ok()) return done(datasets.status());
+  if (answer.has_value()) return done(*std::move(answer));
   // What the store reads until `done`: the worker's id and data sets.
-  struct Leasing {
-    sweepq::v1::Worker worker;
-    std::vector<std::string> datasets;
-  };
-  auto leasing = std::make_unique<Leasing>();
-  absl::StatusOr<std::optional<sweepq::v1::LeaseResponse>> answer =
-      CheckLeasingWorker(team_id, request, &leasing->worker);
-  if (!answer.ok()) return done(answer.status());
-  if (answer->has_value()) return done(**std::move(answer));
-  leasing->datasets.assign(leasing->worker.datasets().begin(),
-                           leasing->worker.datasets().end());
-  const std::string& worker_id = leasing->worker.worker_id();
-  const std::vector<std::string>& datasets = leasing->datasets;
+  auto worker_id = std::make_unique<std::string>(request.worker_id());
+  const std::string& id = *worker_id;
+  const std::vector<std::string>& served = **datasets;
   store_->LeaseRunAsync(
-      team_id, worker_id, datasets, clock_->NowMs(), options_.lease_ttl_ms,
-      [this, team_id, leasing = std::move(leasing), done = std::move(done)](
+      team_id, id, served, clock_->NowMs(), options_.lease_ttl_ms,
+      [this, team_id, worker_id = std::move(worker_id),
+       datasets = *std::move(datasets), done = std::move(done)](
           absl::StatusOr<std::optional<store::LeaseGrant>> grant) mutable {
+        if (absl::IsFailedPrecondition(grant.status())) {
+          return done(RefusedLease(team_id, *worker_id, grant.status()));
+        }
         if (!grant.ok()) return done(grant.status());
         done(LeaseAnswer(team_id, *std::move(grant)));
       });

@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
 #include "absl/functional/any_invocable.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -228,6 +229,21 @@ class Coordinator {
   absl::StatusOr<std::optional<sweepq::v1::LeaseResponse>> CheckLeasingWorker(
       int64_t team_id, const sweepq::v1::LeaseRequest& request,
       sweepq::v1::Worker* worker);
+  // The data sets a Lease's worker serves. They come from worker_datasets_,
+  // or, on the worker's first lease since this coordinator started, from
+  // its row, which also answers a draining or quarantined worker: then
+  // `*answer` (or the error) is set and the result is null.
+  using Datasets = std::shared_ptr<const std::vector<std::string>>;
+  absl::StatusOr<Datasets> LeasingDatasets(
+      int64_t team_id, const sweepq::v1::LeaseRequest& request,
+      std::optional<sweepq::v1::LeaseResponse>* answer);
+  // Keeps `worker`'s data sets for its next leases; returns them.
+  Datasets RememberDatasets(int64_t team_id, const sweepq::v1::Worker& worker);
+  // The answer to a Lease the store refused as the worker's (`refused`,
+  // FAILED_PRECONDITION: unknown, draining or quarantined), as
+  // CheckLeasingWorker words it.
+  absl::StatusOr<sweepq::v1::LeaseResponse> RefusedLease(
+      int64_t team_id, const std::string& worker_id, absl::Status refused);
   // The Lease answer for the store's result (with resume_from when an
   // earlier attempt left a checkpoint); wakes watchers of a granted run.
   sweepq::v1::LeaseResponse LeaseAnswer(int64_t team_id,
@@ -268,6 +284,13 @@ class Coordinator {
   bool shutting_down_ ABSL_GUARDED_BY(mu_) = false;
   absl::CondVar queue_changed_;    // Lease waiters
   absl::CondVar events_appended_;  // WatchRun waiters
+
+  // Each worker's registered data sets, so that a lease need not read the
+  // worker's row: the store's lease checks the worker's state itself, and
+  // only RegisterWorker (here) changes the data sets.
+  absl::Mutex datasets_mu_;
+  absl::flat_hash_map<std::pair<int64_t, std::string>, Datasets>
+      worker_datasets_ ABSL_GUARDED_BY(datasets_mu_);
 
   std::thread expiry_thread_;
 };

@@ -142,6 +142,69 @@ TEST_F(CoordinatorTest, EachLeaseAndFinishIsOneLogLine) {
                                    "RUN_STATE_SUCCEEDED"));
 }
 
+// A lease serves the data sets the worker registered last, also when it
+// re-registers with others after leasing (the coordinator keeps them
+// instead of reading the worker's row on every lease).
+TEST_F(CoordinatorTest, ALeaseServesTheDatasetsOfTheLatestRegistration) {
+  v1::SubmitSweepRequest submit;
+  submit.set_spec_yaml(kSweep);
+  ASSERT_TRUE(coordinator_->SubmitSweep(team_, submit).ok());
+  v1::RegisterWorkerRequest other;
+  other.set_worker_id("w1");
+  other.add_datasets("cifar");
+  ASSERT_TRUE(coordinator_->RegisterWorker(team_, other).ok());
+  EXPECT_FALSE(Lease("w1").granted());
+
+  Register("w1");  // now with "mask"
+  auto leased = Lease("w1");
+  ASSERT_TRUE(leased.granted());
+  v1::FinishRunRequest finish;
+  *finish.mutable_lease() = leased.lease();
+  finish.set_worker_id("w1");
+  finish.set_outcome(v1::OUTCOME_SUCCEEDED);
+  ASSERT_TRUE(coordinator_->FinishRun(team_, finish).ok());
+
+  ASSERT_TRUE(coordinator_->RegisterWorker(team_, other).ok());
+  EXPECT_FALSE(Lease("w1").granted());
+}
+
+// After a worker's first lease, a drain or quarantine is still answered
+// from its row: DRAIN, or the quarantine and how to clear it.
+TEST_F(CoordinatorTest, DrainAndQuarantineAfterALeaseAreAnsweredFromTheRow) {
+  v1::SubmitSweepRequest submit;
+  submit.set_spec_yaml(kSweep);
+  ASSERT_TRUE(coordinator_->SubmitSweep(team_, submit).ok());
+  Register("w1");
+  ASSERT_TRUE(Lease("w1").granted());
+
+  ASSERT_TRUE(store_.DrainWorker(team_, "w1").ok());
+  auto drained = Lease("w1");
+  EXPECT_FALSE(drained.granted());
+  EXPECT_EQ(drained.directive(), v1::DIRECTIVE_DRAIN);
+
+  ASSERT_TRUE(store_.ClearWorker(team_, "w1").ok());
+  auto leased = Lease("w1");
+  ASSERT_TRUE(leased.granted());
+  store::FinishRequest failed;
+  failed.lease = leased.lease();
+  failed.worker_id = "w1";
+  failed.outcome = v1::OUTCOME_FAILED;
+  failed.reason = "CUDA error";
+  failed.now_ms = clock_.NowMs();
+  failed.quarantine_after = 1;
+  ASSERT_TRUE(store_.FinishRun(team_, failed).ok());
+  v1::LeaseRequest req;
+  req.set_worker_id("w1");
+  auto refused = coordinator_->Lease(team_, req, [] { return false; });
+  EXPECT_EQ(refused.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.status().message(), HasSubstr("quarantined"));
+  EXPECT_THAT(refused.status().message(), HasSubstr("sweepq workers clear w1"));
+
+  v1::LeaseRequest stranger;
+  stranger.set_worker_id("w9");
+  EXPECT_FALSE(coordinator_->Lease(team_, stranger, [] { return false; }).ok());
+}
+
 TEST_F(CoordinatorTest, HeartbeatsKeepTheLeaseAlive) {
   v1::SubmitSweepRequest submit;
   submit.set_spec_yaml(kSweep);
