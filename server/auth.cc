@@ -4,6 +4,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/strip.h"
 #include "common/crypto.h"
+#include "common/status_macros.h"
 
 namespace sweepq::server {
 namespace {
@@ -22,6 +23,12 @@ Authenticator::Authenticator(store::Store* store, const Clock* clock,
 
 absl::StatusOr<store::TeamPrincipal> Authenticator::Authenticate(
     absl::string_view authorization, store::Role required) {
+  ASSIGN_OR_RETURN(const std::string hash, TokenHash(authorization));
+  return AuthenticateHash(hash, required);
+}
+
+absl::StatusOr<std::string> Authenticator::TokenHash(
+    absl::string_view authorization) {
   absl::string_view token = absl::StripAsciiWhitespace(authorization);
   if (absl::StartsWithIgnoreCase(token, "bearer ")) {
     token = absl::StripLeadingAsciiWhitespace(token.substr(7));
@@ -33,7 +40,11 @@ absl::StatusOr<store::TeamPrincipal> Authenticator::Authenticate(
   if (token.size() > 512) {
     return absl::UnauthenticatedError("team token rejected");
   }
-  const std::string hash = Sha256Hex(token);
+  return Sha256Hex(token);
+}
+
+absl::StatusOr<store::TeamPrincipal> Authenticator::AuthenticateHash(
+    const std::string& hash, store::Role required) {
   const int64_t now = clock_->NowMs();
   store::TeamPrincipal principal;
   bool found = false;

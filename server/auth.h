@@ -32,6 +32,14 @@ class Authenticator {
   absl::StatusOr<store::TeamPrincipal> Authenticate(
       absl::string_view authorization, store::Role required);
 
+  // The two halves of Authenticate, for a call that checks the same token
+  // again and again (an event stream checks it before storing each batch):
+  // TokenHash is the look-up key of `authorization` (UNAUTHENTICATED when
+  // missing or too long); AuthenticateHash is Authenticate given that key.
+  static absl::StatusOr<std::string> TokenHash(absl::string_view authorization);
+  absl::StatusOr<store::TeamPrincipal> AuthenticateHash(
+      const std::string& token_hash, store::Role required);
+
  private:
   struct Cached {
     store::TeamPrincipal principal;

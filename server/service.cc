@@ -306,7 +306,9 @@ class EventStream final
                                      sweepq::v1::ReportEventsResponse> {
  public:
   EventStream(WorkerServiceImpl* service, grpc::CallbackServerContext* ctx)
-      : service_(service), authorization_(AuthorizationOf(ctx)) {
+      : service_(service),
+        token_hash_(Authenticator::TokenHash(AuthorizationOf(ctx))
+                        .value_or(std::string())) {
     absl::StatusOr<store::TeamPrincipal> principal = service_->Authorize(ctx);
     if (principal.ok()) {
       team_id_ = principal->team_id;
@@ -408,10 +410,10 @@ class EventStream final
   // The stream's token is checked again for every batch (a stream lives
   // as long as a run, and a rotated or revoked token must stop working
   // within the authenticator's cache time, as it does for unary calls).
-  // Cheap: a SHA-256 and a cache look-up.
+  // Cheap: a cache look-up by the token hash taken when the stream opened.
   absl::Status StillAuthorized() const {
     absl::StatusOr<store::TeamPrincipal> principal =
-        service_->auth_->Authenticate(authorization_, store::Role::kWorker);
+        service_->auth_->AuthenticateHash(token_hash_, store::Role::kWorker);
     if (principal.ok() && principal->team_id == team_id_) {
       return absl::OkStatus();
     }
@@ -486,7 +488,9 @@ class EventStream final
   }
 
   WorkerServiceImpl* const service_;
-  const std::string authorization_;  // the call's metadata, for StillAuthorized
+  // The look-up key of the call's token (empty without one: the call is
+  // then refused before any batch), for StillAuthorized.
+  const std::string token_hash_;
   int64_t team_id_ = 0;
   bool registered_ = false;  // written before the first reaction can run
   absl::Mutex mu_;
