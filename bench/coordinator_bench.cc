@@ -64,6 +64,14 @@ ABSL_FLAG(std::string, work_dir, "", "scratch directory (default: a temp dir)");
 ABSL_FLAG(std::string, phases, "trial,fsync,throughput,leaderboard,optuna",
           "phases to run, comma-separated (trial always runs); the last "
           "line's figures are 0 for phases left out");
+ABSL_FLAG(std::string, server_address, "",
+          "load a coordinator running elsewhere (HOST:PORT, plaintext) "
+          "instead of one in this process, with --member_token and "
+          "--worker_token of a team (`sweepq-server team create`); the CPU "
+          "figure is then the generator's alone. The fsync and leaderboard "
+          "phases need the in-process server and are skipped");
+ABSL_FLAG(std::string, member_token, "", "with --server_address");
+ABSL_FLAG(std::string, worker_token, "", "with --server_address");
 
 namespace {
 
@@ -492,11 +500,28 @@ int main(int argc, char** argv) {
   options.artifacts_dir = dir + "/artifacts";
   options.listen = "127.0.0.1:0";
   options.coordinator.max_lease_wait_ms = 0;
-  auto server = sweepq::server::CoordinatorServer::Start(options);
-  CHECK(server.ok()) << server.status();
-  const std::string address = absl::StrCat("127.0.0.1:", (*server)->port());
-  auto tokens = (*server)->coordinator()->CreateTeam("bench");
-  CHECK(tokens.ok());
+  // The coordinator under load: this process's own, or --server_address.
+  const std::string external = absl::GetFlag(FLAGS_server_address);
+  std::unique_ptr<sweepq::server::CoordinatorServer> server;
+  std::string address = external;
+  sweepq::server::Coordinator::NewTeamTokens tokens;
+  if (external.empty()) {
+    auto started = sweepq::server::CoordinatorServer::Start(options);
+    CHECK(started.ok()) << started.status();
+    server = *std::move(started);
+    address = absl::StrCat("127.0.0.1:", server->port());
+    auto created = server->coordinator()->CreateTeam("bench");
+    CHECK(created.ok()) << created.status();
+    tokens = *std::move(created);
+  } else {
+    tokens.member_token = absl::GetFlag(FLAGS_member_token);
+    tokens.worker_token = absl::GetFlag(FLAGS_worker_token);
+    if (tokens.member_token.empty() || tokens.worker_token.empty()) {
+      std::cerr << "--server_address needs --member_token and --worker_token"
+                   " (sweepq-server team create NAME --db FILE prints them)\n";
+      return 2;
+    }
+  }
 
   const int workers = absl::GetFlag(FLAGS_workers);
   const int seconds = absl::GetFlag(FLAGS_seconds);
@@ -520,25 +545,27 @@ int main(int argc, char** argv) {
 
   const std::string phases = absl::GetFlag(FLAGS_phases);
   auto enabled = [&](absl::string_view phase) {
+    if (server == nullptr && (phase == "fsync" || phase == "leaderboard")) {
+      return false;  // they start servers of their own
+    }
     return absl::StrContains(phases, phase);
   };
 
   // Phase 1: the trial shape of the reference (one point per report).
-  PhaseResult trial = RunLoad(address, tokens->member_token,
-                              tokens->worker_token, workers, seconds, batches,
-                              1, stream, "trial");
+  PhaseResult trial = RunLoad(address, tokens.member_token, tokens.worker_token,
+                              workers, seconds, batches, 1, stream, "trial");
   const double ours_trials = static_cast<double>(trial.trials) / trial.seconds;
   std::cout << absl::StrFormat(
       "ours   trial shape (lease -> %d x 1-point batch -> finish): "
       "%.0f trials/s, lease p50 %.2f ms p99 %.2f ms, report p50 %.2f ms "
-      "p99 %.2f ms; %.0f us CPU per trial (server and generator, %.2f "
-      "cores used)\n",
+      "p99 %.2f ms; %.0f us CPU per trial (%s, %.2f cores used)\n",
       batches, ours_trials, Percentile(trial.lease_ms, 0.5),
       Percentile(trial.lease_ms, 0.99), Percentile(trial.report_ms, 0.5),
       Percentile(trial.report_ms, 0.99),
-      trial.trials > 0 ? 1e6 * trial.cpu_seconds /
-                             static_cast<double>(trial.trials)
-                       : 0.0,
+      trial.trials > 0
+          ? 1e6 * trial.cpu_seconds / static_cast<double>(trial.trials)
+          : 0.0,
+      server != nullptr ? "server and generator" : "generator alone",
       trial.cpu_seconds / trial.seconds);
 
   // Phase 1b: the same with fsync on every commit, the durability Optuna's
@@ -572,9 +599,9 @@ int main(int argc, char** argv) {
   const int ppb = absl::GetFlag(FLAGS_points_per_batch);
   double points_per_s = 0;
   if (enabled("throughput")) {
-    PhaseResult load = RunLoad(address, tokens->member_token,
-                               tokens->worker_token, workers, seconds,
-                               batches, ppb, stream, "load");
+    PhaseResult load =
+        RunLoad(address, tokens.member_token, tokens.worker_token, workers,
+                seconds, batches, ppb, stream, "load");
     points_per_s = static_cast<double>(load.points) / load.seconds;
     std::cout << absl::StrFormat(
         "ours   throughput (%d-point batches): %.0f acked points/s, %.0f "
@@ -589,16 +616,16 @@ int main(int argc, char** argv) {
   double board_p99 = 0;
   if (enabled("leaderboard")) {
     const int board_runs = absl::GetFlag(FLAGS_leaderboard_runs);
-    std::vector<double> board = LeaderboardLatency(
-        server->get(), address, board_runs,
-        absl::GetFlag(FLAGS_leaderboard_queries));
+    std::vector<double> board =
+        LeaderboardLatency(server.get(), address, board_runs,
+                           absl::GetFlag(FLAGS_leaderboard_queries));
     board_p99 = Percentile(board, 0.99);
     std::cout << absl::StrFormat(
         "ours   leaderboard at %d runs (top 20, team and sweep): p50 %.2f ms "
         "p99 %.2f ms\n",
         board_runs, Percentile(board, 0.5), board_p99);
   }
-  (*server)->Shutdown();
+  if (server != nullptr) server->Shutdown();
 
   // Reference: Optuna 3 + SQLite storage, same trial shape.
   double optuna = 0;
