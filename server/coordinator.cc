@@ -493,20 +493,25 @@ absl::StatusOr<sweepq::v1::LeaseResponse> Coordinator::RefusedLease(
   return refused;  // active again by now: the store's reason stands
 }
 
+absl::StatusOr<sweepq::v1::LeaseResponse> Coordinator::LeaseResult(
+    int64_t team_id, const std::string& worker_id,
+    absl::StatusOr<std::optional<store::LeaseGrant>> grant) {
+  if (absl::IsFailedPrecondition(grant.status())) {
+    return RefusedLease(team_id, worker_id, grant.status());
+  }
+  if (!grant.ok()) return grant.status();
+  return LeaseAnswer(team_id, *std::move(grant));
+}
+
 absl::StatusOr<sweepq::v1::LeaseResponse> Coordinator::TryLease(
     int64_t team_id, const sweepq::v1::LeaseRequest& request) {
   std::optional<sweepq::v1::LeaseResponse> answer;
   ASSIGN_OR_RETURN(Datasets datasets,
                    LeasingDatasets(team_id, request, &answer));
   if (answer.has_value()) return *std::move(answer);
-  absl::StatusOr<std::optional<store::LeaseGrant>> grant =
-      store_->LeaseRun(team_id, request.worker_id(), *datasets, clock_->NowMs(),
-                       options_.lease_ttl_ms);
-  if (absl::IsFailedPrecondition(grant.status())) {
-    return RefusedLease(team_id, request.worker_id(), grant.status());
-  }
-  if (!grant.ok()) return grant.status();
-  return LeaseAnswer(team_id, *std::move(grant));
+  return LeaseResult(team_id, request.worker_id(),
+                     store_->LeaseRun(team_id, request.worker_id(), *datasets,
+                                      clock_->NowMs(), options_.lease_ttl_ms));
 }
 
 void Coordinator::TryLeaseAsync(int64_t team_id,
@@ -526,11 +531,7 @@ void Coordinator::TryLeaseAsync(int64_t team_id,
       [this, team_id, worker_id = std::move(worker_id),
        datasets = *std::move(datasets), done = std::move(done)](
           absl::StatusOr<std::optional<store::LeaseGrant>> grant) mutable {
-        if (absl::IsFailedPrecondition(grant.status())) {
-          return done(RefusedLease(team_id, *worker_id, grant.status()));
-        }
-        if (!grant.ok()) return done(grant.status());
-        done(LeaseAnswer(team_id, *std::move(grant)));
+        done(LeaseResult(team_id, *worker_id, std::move(grant)));
       });
 }
 

@@ -244,6 +244,11 @@ class Coordinator {
   // CheckLeasingWorker words it.
   absl::StatusOr<sweepq::v1::LeaseResponse> RefusedLease(
       int64_t team_id, const std::string& worker_id, absl::Status refused);
+  // The Lease answer for the store's lease of `worker_id` (through
+  // RefusedLease when the store refused it as the worker's).
+  absl::StatusOr<sweepq::v1::LeaseResponse> LeaseResult(
+      int64_t team_id, const std::string& worker_id,
+      absl::StatusOr<std::optional<store::LeaseGrant>> grant);
   // The Lease answer for the store's result (with resume_from when an
   // earlier attempt left a checkpoint); wakes watchers of a granted run.
   sweepq::v1::LeaseResponse LeaseAnswer(int64_t team_id,
