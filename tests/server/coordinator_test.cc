@@ -47,6 +47,22 @@ class CoordinatorTest : public ::testing::Test {
     team_ = *team;
   }
 
+  // Submits kSweep.
+  void SubmitSweep() {
+    v1::SubmitSweepRequest submit;
+    submit.set_spec_yaml(kSweep);
+    ASSERT_TRUE(coordinator_->SubmitSweep(team_, submit).ok());
+  }
+
+  // Finishes `leased` as SUCCEEDED by worker `id`.
+  void Succeed(const v1::LeaseResponse& leased, const std::string& id) {
+    v1::FinishRunRequest finish;
+    *finish.mutable_lease() = leased.lease();
+    finish.set_worker_id(id);
+    finish.set_outcome(v1::OUTCOME_SUCCEEDED);
+    ASSERT_TRUE(coordinator_->FinishRun(team_, finish).ok());
+  }
+
   void Register(const std::string& id) {
     v1::RegisterWorkerRequest req;
     req.set_worker_id(id);
@@ -122,18 +138,12 @@ class LogLines : public google::LogSink {
 // Operators get one line per lease and one per finish, successes included
 // (docs/operations.md).
 TEST_F(CoordinatorTest, EachLeaseAndFinishIsOneLogLine) {
-  v1::SubmitSweepRequest submit;
-  submit.set_spec_yaml(kSweep);
-  ASSERT_TRUE(coordinator_->SubmitSweep(team_, submit).ok());
+  SubmitSweep();
   Register("w1");
   LogLines log;
   auto leased = Lease("w1");
   ASSERT_TRUE(leased.granted());
-  v1::FinishRunRequest finish;
-  *finish.mutable_lease() = leased.lease();
-  finish.set_worker_id("w1");
-  finish.set_outcome(v1::OUTCOME_SUCCEEDED);
-  ASSERT_TRUE(coordinator_->FinishRun(team_, finish).ok());
+  Succeed(leased, "w1");
   const std::string id = std::to_string(leased.run().run_id());
   EXPECT_THAT(log.lines(), ::testing::ElementsAre(
                                "lease run " + id + " attempt 1 -> worker w1",
@@ -146,9 +156,7 @@ TEST_F(CoordinatorTest, EachLeaseAndFinishIsOneLogLine) {
 // re-registers with others after leasing (the coordinator keeps them
 // instead of reading the worker's row on every lease).
 TEST_F(CoordinatorTest, ALeaseServesTheDatasetsOfTheLatestRegistration) {
-  v1::SubmitSweepRequest submit;
-  submit.set_spec_yaml(kSweep);
-  ASSERT_TRUE(coordinator_->SubmitSweep(team_, submit).ok());
+  SubmitSweep();
   v1::RegisterWorkerRequest other;
   other.set_worker_id("w1");
   other.add_datasets("cifar");
@@ -158,11 +166,7 @@ TEST_F(CoordinatorTest, ALeaseServesTheDatasetsOfTheLatestRegistration) {
   Register("w1");  // now with "mask"
   auto leased = Lease("w1");
   ASSERT_TRUE(leased.granted());
-  v1::FinishRunRequest finish;
-  *finish.mutable_lease() = leased.lease();
-  finish.set_worker_id("w1");
-  finish.set_outcome(v1::OUTCOME_SUCCEEDED);
-  ASSERT_TRUE(coordinator_->FinishRun(team_, finish).ok());
+  Succeed(leased, "w1");
 
   ASSERT_TRUE(coordinator_->RegisterWorker(team_, other).ok());
   EXPECT_FALSE(Lease("w1").granted());
@@ -171,9 +175,7 @@ TEST_F(CoordinatorTest, ALeaseServesTheDatasetsOfTheLatestRegistration) {
 // After a worker's first lease, a drain or quarantine is still answered
 // from its row: DRAIN, or the quarantine and how to clear it.
 TEST_F(CoordinatorTest, DrainAndQuarantineAfterALeaseAreAnsweredFromTheRow) {
-  v1::SubmitSweepRequest submit;
-  submit.set_spec_yaml(kSweep);
-  ASSERT_TRUE(coordinator_->SubmitSweep(team_, submit).ok());
+  SubmitSweep();
   Register("w1");
   ASSERT_TRUE(Lease("w1").granted());
 
@@ -206,9 +208,7 @@ TEST_F(CoordinatorTest, DrainAndQuarantineAfterALeaseAreAnsweredFromTheRow) {
 }
 
 TEST_F(CoordinatorTest, HeartbeatsKeepTheLeaseAlive) {
-  v1::SubmitSweepRequest submit;
-  submit.set_spec_yaml(kSweep);
-  ASSERT_TRUE(coordinator_->SubmitSweep(team_, submit).ok());
+  SubmitSweep();
   Register("w1");
   auto lease = Lease("w1");
   for (int i = 0; i < 10; ++i) {
@@ -224,9 +224,7 @@ TEST_F(CoordinatorTest, HeartbeatsKeepTheLeaseAlive) {
 }
 
 TEST_F(CoordinatorTest, RunFailsAfterMaxAttemptsOfExpiredLeases) {
-  v1::SubmitSweepRequest submit;
-  submit.set_spec_yaml(kSweep);
-  ASSERT_TRUE(coordinator_->SubmitSweep(team_, submit).ok());
+  SubmitSweep();
   Register("w1");
   int64_t run_id = 0;
   for (int attempt = 1; attempt <= 2; ++attempt) {
