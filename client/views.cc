@@ -435,6 +435,36 @@ std::string YamlInline(const JsonValue& value) {
   return value.Dump(0);
 }
 
+// What a job (a run with config.job) does and where its result is, for
+// `sweepq show`: a job has no training metric, so no "best" line.
+std::string JobLine(const v1::Run& run) {
+  const v1::JobConfig& job = run.config().job();
+  const int64_t id = run.run_id();
+  std::string sources =
+      absl::StrCat(job.source_runs_size() == 1 ? "run " : "runs ",
+                   absl::StrJoin(job.source_runs(), ", "),
+                   job.source_runs_size() > 1 ? " (soft vote)" : "");
+  if (job.kind() == "predict") {
+    if (job.split() == "val") {
+      return absl::StrCat("predict with ", sources,
+                          " on the validation split (scored: pred_f1, "
+                          "pred_acc; sweepq watch ",
+                          id, ")");
+    }
+    return absl::StrCat("predict with ", sources,
+                        " on the eval set (submission: sweepq submission ", id,
+                        ")");
+  }
+  if (job.kind() == "gradcam") {
+    return absl::StrCat("gradcam of ", sources,
+                        job.has_gradcam_class()
+                            ? absl::StrCat(", class ", job.gradcam_class())
+                            : "",
+                        " (pictures: sweepq artifacts ls ", id, ")");
+  }
+  return absl::StrCat(job.kind(), " of ", sources);
+}
+
 }  // namespace
 
 std::string JsonToYamlText(const JsonValue& value, int indent) {
@@ -513,12 +543,13 @@ std::string ShowText(const RunDetails& details, int64_t now_ms,
   int64_t duration = RunDurationMs(run, now_ms);
   if (duration >= 0) line("duration", FormatDuration(duration));
   std::string metric = run.metric().empty() ? "val_f1" : run.metric();
+  if (run.config().has_job()) line("job", JobLine(run));
   if (run.has_best()) {
     line("best",
          absl::StrCat(metric, " ", FormatMetric(run.best_value()), " at epoch ",
                       run.best_step(), " (attempt ", run.best_attempt(), ", ",
                       GoalName(run.goal()), ")"));
-  } else {
+  } else if (!run.config().has_job()) {
     line("best", absl::StrCat("no ", metric, " reported yet"));
   }
   if (!details.metrics_at_best.empty()) {

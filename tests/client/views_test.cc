@@ -166,5 +166,48 @@ TEST(ShowViewTest, ConfigIsPrintedAsYamlLikeText) {
             "    csv: \"a: b.csv\"\n");
 }
 
+// A job reports no training metric: `show` says what it does and where its
+// result is instead of "no val_f1 reported yet", which a training run
+// without one still gets.
+TEST(ShowViewTest, AJobSaysWhatItDoesInsteadOfItsMissingBest) {
+  TableOptions options;
+  RunDetails job;
+  job.run.set_run_id(5);
+  job.run.set_sweep_id(4);
+  job.run.set_state(v1::RUN_STATE_SUCCEEDED);
+  job.run.set_metric("val_f1");
+  job.run.mutable_config()->mutable_job()->set_kind("predict");
+  job.run.mutable_config()->mutable_job()->add_source_runs(3);
+  const std::string text = ShowText(job, kNow, options);
+  EXPECT_NE(text.find("  job         predict with run 3 on the eval set "
+                      "(submission: sweepq submission 5)\n"),
+            std::string::npos)
+      << text;
+  EXPECT_EQ(text.find("reported yet"), std::string::npos) << text;
+
+  v1::JobConfig* config = job.run.mutable_config()->mutable_job();
+  config->add_source_runs(4);
+  config->set_split("val");
+  EXPECT_NE(ShowText(job, kNow, options)
+                .find("predict with runs 3, 4 (soft vote) on the validation "
+                      "split (scored: pred_f1, pred_acc; sweepq watch 5)"),
+            std::string::npos);
+  config->Clear();
+  config->set_kind("gradcam");
+  config->add_source_runs(3);
+  config->set_gradcam_class(7);
+  EXPECT_NE(ShowText(job, kNow, options)
+                .find("gradcam of run 3, class 7 (pictures: sweepq artifacts "
+                      "ls 5)"),
+            std::string::npos);
+
+  RunDetails training;
+  training.run.set_run_id(3);
+  training.run.set_metric("val_f1");
+  EXPECT_NE(ShowText(training, kNow, options)
+                .find("  best        no val_f1 reported yet\n"),
+            std::string::npos);
+}
+
 }  // namespace
 }  // namespace sweepq::client
