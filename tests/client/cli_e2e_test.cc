@@ -21,7 +21,7 @@
 #include "gtest/gtest.h"
 #include "sweepq/v1/coordinator.grpc.pb.h"
 #include "tests/client/cli_runner.h"
-#include "tests/testing/grpc_context.h"
+#include "tests/client/fake_worker.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/temp_dir.h"
 
@@ -48,113 +48,26 @@ parameters:
   augment.cutmix.mode: {values: [vertical, box]}
 )";
 
-std::unique_ptr<grpc::ClientContext> Ctx(const std::string& token) {
-  return ::sweepq::testing::AuthorizedContext(token, 10);
+using ::sweepq::testing::FakeWorker;
+
+FakeWorker::Options WorkerNamed(const std::string& id) {
+  FakeWorker::Options options;
+  options.id = id;
+  return options;
 }
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
+// Reports one epoch: train_loss, val_loss, val_acc, val_f1, lr,
+// epoch_time at step `epoch`.
+void ReportEpoch(FakeWorker& worker, const v1::LeaseRef& lease, int64_t epoch,
+                 double f1) {
+  worker.Report(lease, epoch,
+                {{"train_loss", 1.0 / static_cast<double>(epoch)},
+                 {"val_loss", 1.2 / static_cast<double>(epoch)},
+                 {"val_acc", f1 + 0.1},
+                 {"val_f1", f1},
+                 {"lr", 0.0003},
+                 {"epoch_time", 12.5}});
 }
-
-// The test's stand-in for sweepq-worker.
-class FakeWorker {
- public:
-  FakeWorker(const std::string& address, std::string token, std::string id)
-      : stub_(v1::WorkerService::NewStub(
-            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))),
-        token_(std::move(token)),
-        id_(std::move(id)) {
-    v1::RegisterWorkerRequest request;
-    request.set_worker_id(id_);
-    request.set_host("test-host");
-    request.set_slots(1);
-    request.add_datasets("mask");
-    v1::RegisterWorkerResponse response;
-    grpc::Status status =
-        stub_->RegisterWorker(Ctx(token_).get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-  }
-
-  v1::LeaseResponse Lease() {
-    v1::LeaseRequest request;
-    request.set_worker_id(id_);
-    v1::LeaseResponse response;
-    grpc::Status status = stub_->Lease(Ctx(token_).get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    EXPECT_TRUE(response.has_run());
-    return response;
-  }
-
-  // Reports one epoch: train_loss, val_loss, val_acc, val_f1, lr,
-  // epoch_time at step `epoch`.
-  void ReportEpoch(const v1::LeaseRef& lease, int64_t epoch, double f1) {
-    v1::ReportEventsRequest request;
-    *request.mutable_lease() = lease;
-    request.set_batch_seq(++batch_);
-    const std::map<std::string, double> values = {
-        {"train_loss", 1.0 / static_cast<double>(epoch)},
-        {"val_loss", 1.2 / static_cast<double>(epoch)},
-        {"val_acc", f1 + 0.1},
-        {"val_f1", f1},
-        {"lr", 0.0003},
-        {"epoch_time", 12.5}};
-    for (const auto& [name, value] : values) {
-      auto* p = request.add_points();
-      p->set_name(name);
-      p->set_step(epoch);
-      p->set_value(value);
-      p->set_wall_time_ms(NowMs());
-    }
-    v1::ReportEventsResponse response;
-    grpc::Status status =
-        stub_->ReportEvents(Ctx(token_).get(), request, &response);
-    ASSERT_TRUE(status.ok()) << status.error_message();
-  }
-
-  void Upload(const v1::LeaseRef& lease, const std::string& name,
-              const std::string& data) {
-    auto ctx = Ctx(token_);
-    v1::UploadArtifactResponse response;
-    auto writer = stub_->UploadArtifact(ctx.get(), &response);
-    v1::ArtifactChunk first;
-    first.mutable_header()->set_name(name);
-    first.mutable_header()->set_size(static_cast<int64_t>(data.size()));
-    first.mutable_header()->set_sha256(Sha256Hex(data));
-    *first.mutable_lease() = lease;
-    ASSERT_TRUE(writer->Write(first));
-    constexpr size_t kChunk = 256 << 10;
-    for (size_t at = 0; at < data.size(); at += kChunk) {
-      v1::ArtifactChunk chunk;
-      chunk.set_data(data.substr(at, kChunk));
-      ASSERT_TRUE(writer->Write(chunk));
-    }
-    writer->WritesDone();
-    grpc::Status status = writer->Finish();
-    ASSERT_TRUE(status.ok()) << status.error_message();
-  }
-
-  void Finish(const v1::LeaseRef& lease, v1::Outcome outcome,
-              const std::string& reason = "") {
-    v1::FinishRunRequest request;
-    *request.mutable_lease() = lease;
-    request.set_worker_id(id_);
-    request.set_outcome(outcome);
-    request.set_retryable(false);
-    request.set_reason(reason);
-    v1::FinishRunResponse response;
-    grpc::Status status =
-        stub_->FinishRun(Ctx(token_).get(), request, &response);
-    ASSERT_TRUE(status.ok()) << status.error_message();
-  }
-
- private:
-  std::unique_ptr<v1::WorkerService::Stub> stub_;
-  std::string token_;
-  std::string id_;
-  uint64_t batch_ = 0;
-};
 
 std::vector<std::string> Lines(const std::string& text) {
   return absl::StrSplit(text, '\n', absl::SkipEmpty());
@@ -237,15 +150,15 @@ class CliE2eTest : public ::testing::Test {
     Login();
     sweep_id_ = Submit(kBoardSweep);
     ASSERT_GT(sweep_id_, 0);
-    FakeWorker worker(address_, worker_token_, "w1");
+    FakeWorker worker(address_, worker_token_, WorkerNamed("w1"));
     const std::vector<std::vector<double>> curves = {
         {0.5, 0.7, 0.65}, {0.6, 0.8, 0.82}, {0.4}};
     for (size_t i = 0; i < curves.size(); ++i) {
       v1::LeaseResponse leased = worker.Lease();
       run_ids_.push_back(leased.run().run_id());
       for (size_t e = 0; e < curves[i].size(); ++e) {
-        worker.ReportEpoch(leased.lease(), static_cast<int64_t>(e + 1),
-                           curves[i][e]);
+        ReportEpoch(worker, leased.lease(), static_cast<int64_t>(e + 1),
+                    curves[i][e]);
       }
       if (i == 1) {
         artifact_.clear();
@@ -545,7 +458,7 @@ parameters:
   seed: {values: [1]}
 )");
   ASSERT_GT(sweep, 0);
-  FakeWorker worker(address_, worker_token_, "w-live");
+  FakeWorker worker(address_, worker_token_, WorkerNamed("w-live"));
   v1::LeaseResponse leased = worker.Lease();
   const std::string run = std::to_string(leased.run().run_id());
   // The watcher starts before any metric exists and sees them arrive.
@@ -555,7 +468,7 @@ parameters:
   ASSERT_TRUE(watch.ReadLine(&line));
   EXPECT_NE(line.find("watching run " + run), std::string::npos) << line;
   for (int epoch = 1; epoch <= 4; ++epoch) {
-    worker.ReportEpoch(leased.lease(), epoch, 0.1 * epoch);
+    ReportEpoch(worker, leased.lease(), epoch, 0.1 * epoch);
   }
   worker.Finish(leased.lease(), v1::OUTCOME_SUCCEEDED);
   std::string out = watch.ReadAll();
@@ -609,7 +522,7 @@ parameters:
   seed: {values: [1]}
 )");
   ASSERT_GT(sweep, 0);
-  FakeWorker worker(address_, worker_token_, "w-tty");
+  FakeWorker worker(address_, worker_token_, WorkerNamed("w-tty"));
   v1::LeaseResponse leased = worker.Lease();
   setenv("XDG_CONFIG_HOME", dir_.Join("config").c_str(), 1);
   setenv("NO_COLOR", "1", 1);
@@ -619,7 +532,7 @@ parameters:
   std::string line;
   ASSERT_TRUE(watch.ReadLine(&line));
   for (int epoch = 1; epoch <= 4; ++epoch) {
-    worker.ReportEpoch(leased.lease(), epoch, 0.1 * epoch);
+    ReportEpoch(worker, leased.lease(), epoch, 0.1 * epoch);
   }
   worker.Finish(leased.lease(), v1::OUTCOME_SUCCEEDED);
   std::string out = watch.ReadAll();
@@ -649,7 +562,7 @@ TEST_F(CliE2eTest, CancelAndRetry) {
       << retry.out;
 
   // It fails again; --sweep S --failed retries every failed run.
-  FakeWorker worker(address_, worker_token_, "w2");
+  FakeWorker worker(address_, worker_token_, WorkerNamed("w2"));
   v1::LeaseResponse leased = worker.Lease();
   ASSERT_EQ(std::to_string(leased.run().run_id()), failed);
   worker.Finish(leased.lease(), v1::OUTCOME_FAILED, "again");
@@ -685,7 +598,7 @@ TEST_F(CliE2eTest, CancelAndRetry) {
 
 TEST_F(CliE2eTest, WorkersListDrainAndClear) {
   Login();
-  FakeWorker worker(address_, worker_token_, "gpu-node-3");
+  FakeWorker worker(address_, worker_token_, WorkerNamed("gpu-node-3"));
   CliResult list = Cli({"workers", "--format", "json"});
   ASSERT_EQ(list.exit_code, 0) << list.err;
   auto json = JsonValue::Parse(list.out);

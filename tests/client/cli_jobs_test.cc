@@ -7,7 +7,6 @@
 #include <grpcpp/grpcpp.h>
 #include <sys/stat.h>
 
-#include <chrono>
 #include <fstream>
 #include <functional>
 #include <map>
@@ -30,6 +29,7 @@
 #include "gtest/gtest.h"
 #include "sweepq/v1/coordinator.grpc.pb.h"
 #include "tests/client/cli_runner.h"
+#include "tests/client/fake_worker.h"
 #include "tests/testing/grpc_context.h"
 #include "tests/testing/server_process.h"
 #include "tests/testing/temp_dir.h"
@@ -217,12 +217,6 @@ std::unique_ptr<grpc::ClientContext> Ctx(const std::string& token,
   return ::sweepq::testing::AuthorizedContext(token, seconds);
 }
 
-int64_t NowMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(
-             std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
-
 std::vector<std::string> Lines(const std::string& text) {
   return absl::StrSplit(text, '\n', absl::SkipEmpty());
 }
@@ -239,115 +233,28 @@ std::string ReadFile(const std::string& path) {
   return text.str();
 }
 
-// The test's stand-in for sweepq-worker.
-class FakeWorker {
- public:
-  FakeWorker(const std::string& address, std::string token)
-      : stub_(v1::WorkerService::NewStub(
-            grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))),
-        token_(std::move(token)) {
-    v1::RegisterWorkerRequest request;
-    request.set_worker_id("w1");
-    request.set_host("test-host");
-    request.set_slots(4);
-    request.add_datasets("mask");
-    request.add_datasets("cifar");
-    v1::RegisterWorkerResponse response;
-    grpc::Status status =
-        stub_->RegisterWorker(Ctx(token_).get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-  }
+using ::sweepq::testing::FakeWorker;
 
-  // Leases the next run, waiting up to 20 s for one to be queued (the CLI
-  // may not have queued it yet). An empty response if none came.
-  v1::LeaseResponse Lease() {
-    v1::LeaseRequest request;
-    request.set_worker_id("w1");
-    request.set_wait_ms(20'000);
-    v1::LeaseResponse response;
-    grpc::Status status =
-        stub_->Lease(Ctx(token_, 30).get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-    EXPECT_TRUE(response.granted()) << "nothing was queued";
-    return response;
-  }
+// The jobs tests' worker: both data sets, and a lease that waits for the
+// CLI to queue the job.
+FakeWorker::Options JobsWorker() {
+  FakeWorker::Options options;
+  options.slots = 4;
+  options.datasets = {"mask", "cifar"};
+  options.lease_wait_ms = 20'000;
+  return options;
+}
 
-  // Reports metric points at `step` and events (kind, payload) in one batch.
-  void Report(
-      const v1::LeaseRef& lease, int64_t step,
-      const std::map<std::string, double>& metrics,
-      const std::vector<std::pair<std::string, std::string>>& events = {}) {
-    v1::ReportEventsRequest request;
-    *request.mutable_lease() = lease;
-    request.set_batch_seq(++batch_);
-    for (const auto& [name, value] : metrics) {
-      auto* p = request.add_points();
-      p->set_name(name);
-      p->set_step(step);
-      p->set_value(value);
-      p->set_wall_time_ms(NowMs());
-    }
-    for (const auto& [kind, payload] : events) {
-      auto* e = request.add_events();
-      e->set_kind(kind);
-      e->set_payload_json(payload);
-      e->set_time_ms(NowMs());
-    }
-    v1::ReportEventsResponse response;
-    grpc::Status status =
-        stub_->ReportEvents(Ctx(token_).get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
+// Finishes a training run after one report per epoch of val_f1.
+void Train(FakeWorker& worker, const v1::LeaseRef& lease,
+           const std::vector<double>& f1, bool finish = true) {
+  for (size_t e = 0; e < f1.size(); ++e) {
+    worker.Report(
+        lease, static_cast<int64_t>(e + 1),
+        {{"train_loss", 1.0 / static_cast<double>(e + 1)}, {"val_f1", f1[e]}});
   }
-
-  void Upload(const v1::LeaseRef& lease, const std::string& name,
-              const std::string& data) {
-    auto ctx = Ctx(token_);
-    v1::UploadArtifactResponse response;
-    auto writer = stub_->UploadArtifact(ctx.get(), &response);
-    v1::ArtifactChunk first;
-    first.mutable_header()->set_name(name);
-    first.mutable_header()->set_size(static_cast<int64_t>(data.size()));
-    first.mutable_header()->set_sha256(Sha256Hex(data));
-    *first.mutable_lease() = lease;
-    EXPECT_TRUE(writer->Write(first));
-    v1::ArtifactChunk chunk;
-    chunk.set_data(data);
-    EXPECT_TRUE(writer->Write(chunk));
-    writer->WritesDone();
-    grpc::Status status = writer->Finish();
-    EXPECT_TRUE(status.ok()) << status.error_message();
-  }
-
-  void Finish(const v1::LeaseRef& lease, v1::Outcome outcome,
-              const std::string& reason = "") {
-    v1::FinishRunRequest request;
-    *request.mutable_lease() = lease;
-    request.set_worker_id("w1");
-    request.set_outcome(outcome);
-    request.set_retryable(false);
-    request.set_reason(reason);
-    v1::FinishRunResponse response;
-    grpc::Status status =
-        stub_->FinishRun(Ctx(token_).get(), request, &response);
-    EXPECT_TRUE(status.ok()) << status.error_message();
-  }
-
-  // Finishes a training run after one report per epoch of val_f1.
-  void Train(const v1::LeaseRef& lease, const std::vector<double>& f1,
-             bool finish = true) {
-    for (size_t e = 0; e < f1.size(); ++e) {
-      Report(lease, static_cast<int64_t>(e + 1),
-             {{"train_loss", 1.0 / static_cast<double>(e + 1)},
-              {"val_f1", f1[e]}});
-    }
-    if (finish) Finish(lease, v1::OUTCOME_SUCCEEDED);
-  }
-
- private:
-  std::unique_ptr<v1::WorkerService::Stub> stub_;
-  std::string token_;
-  uint64_t batch_ = 0;
-};
+  if (finish) worker.Finish(lease, v1::OUTCOME_SUCCEEDED);
+}
 
 constexpr char kOtherDataSweep[] = R"(name: cifar
 method: grid
@@ -396,7 +303,8 @@ class CliJobsTest : public ::testing::Test {
     auto channel = grpc::CreateChannel(server_->address(),
                                        grpc::InsecureChannelCredentials());
     team_ = v1::TeamService::NewStub(channel);
-    worker_ = std::make_unique<FakeWorker>(server_->address(), tokens->worker);
+    worker_ = std::make_unique<FakeWorker>(server_->address(), tokens->worker,
+                                           JobsWorker());
 
     int64_t other = SubmitDirect(kOtherDataSweep);
     train_sweep_ = SubmitDirect(kTrainSweep);
@@ -406,7 +314,7 @@ class CliJobsTest : public ::testing::Test {
     v1::LeaseResponse d = worker_->Lease();
     ASSERT_EQ(d.run().sweep_id(), other);
     d_ = d.run().run_id();
-    worker_->Train(d.lease(), {0.3});
+    Train(*worker_, d.lease(), {0.3});
     const std::vector<std::vector<double>> curves = {
         {0.5, 0.8, 0.7}, {0.6, 0.7}, {0.75}};
     std::vector<int64_t> ids;
@@ -414,7 +322,7 @@ class CliJobsTest : public ::testing::Test {
       v1::LeaseResponse leased = worker_->Lease();
       ASSERT_EQ(leased.run().sweep_id(), train_sweep_);
       ids.push_back(leased.run().run_id());
-      worker_->Train(leased.lease(), curves[i], /*finish=*/i < 2);
+      Train(*worker_, leased.lease(), curves[i], /*finish=*/i < 2);
     }
     a_ = ids[0];
     b_ = ids[1];
