@@ -79,12 +79,14 @@ inline constexpr char kExpiredLeases[] =
 inline constexpr char kNextLeaseExpiry[] =
     "SELECT MIN(lease_expires_at_ms) FROM runs WHERE state IN (2, 3)";
 
-// The run a worker leases next: ?1 team, ?2 ... ?(n+1) the datasets it
-// serves (n >= 1). Index: runs_queue, walked in order; the dataset is
-// checked in the index.
+// The run a worker leases next, and its attempt so far: ?1 team, ?2 ...
+// ?(n+1) the datasets it serves (n >= 1). Index: runs_queue, walked in
+// order; the dataset is checked in the index, and only the row picked is
+// read from the table (for its attempt).
 inline std::string LeasePick(size_t num_datasets) {
   std::string sql =
-      "SELECT id FROM runs WHERE team_id = ?1 AND state = 1 AND dataset IN (";
+      "SELECT id, attempt FROM runs WHERE team_id = ?1 AND state = 1"
+      " AND dataset IN (";
   for (size_t i = 0; i < num_datasets; ++i) {
     absl::StrAppend(&sql, i == 0 ? "?" : ", ?", i + 2);
   }
