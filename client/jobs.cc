@@ -115,20 +115,10 @@ std::string JoinIds(const std::vector<int64_t>& ids) {
   return absl::StrJoin(ids, ", ");
 }
 
-// "run 12" / "runs 12, 13".
-std::string RunsPhrase(const std::vector<int64_t>& ids) {
-  return absl::StrCat(ids.size() == 1 ? "run " : "runs ", JoinIds(ids));
-}
-
 JsonValue IdsJson(const std::vector<int64_t>& ids) {
   JsonValue out = JsonValue::Array();
   for (int64_t id : ids) out.Push(JsonValue::Int(id));
   return out;
-}
-
-std::vector<int64_t> SourcesOf(const v1::JobConfig& job) {
-  return std::vector<int64_t>(job.source_runs().begin(),
-                              job.source_runs().end());
 }
 
 absl::StatusOr<v1::Run> FetchRun(Connection* connection, int64_t run_id) {

@@ -440,9 +440,8 @@ std::string YamlInline(const JsonValue& value) {
 std::string JobLine(const v1::Run& run) {
   const v1::JobConfig& job = run.config().job();
   const int64_t id = run.run_id();
-  std::string sources =
-      absl::StrCat(job.source_runs_size() == 1 ? "run " : "runs ",
-                   absl::StrJoin(job.source_runs(), ", "),
+  const std::string sources =
+      absl::StrCat(RunsPhrase(SourcesOf(job)),
                    job.source_runs_size() > 1 ? " (soft vote)" : "");
   if (job.kind() == "predict") {
     if (job.split() == "val") {
@@ -506,6 +505,16 @@ JsonValue ShowJson(const RunDetails& details, int64_t now_ms) {
       .Set("artifacts", ArtifactsJson(details.artifacts))
       .Set("config", ConfigJson(run.config()));
   return out;
+}
+
+std::string RunsPhrase(const std::vector<int64_t>& ids) {
+  return absl::StrCat(ids.size() == 1 ? "run " : "runs ",
+                      absl::StrJoin(ids, ", "));
+}
+
+std::vector<int64_t> SourcesOf(const v1::JobConfig& job) {
+  return std::vector<int64_t>(job.source_runs().begin(),
+                              job.source_runs().end());
 }
 
 std::string ShowText(const RunDetails& details, int64_t now_ms,

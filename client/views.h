@@ -90,6 +90,11 @@ struct RunDetails {
   std::map<std::string, double> metrics_at_best;
 };
 
+// "run 12" / "runs 12, 13".
+std::string RunsPhrase(const std::vector<int64_t>& ids);
+// The run ids a job reads (config.job.source_runs).
+std::vector<int64_t> SourcesOf(const sweepq::v1::JobConfig& job);
+
 // The text of `sweepq show`: summary, best epoch and metrics, error,
 // attempts, artifacts, swept parameters and the resolved config.
 std::string ShowText(const RunDetails& details, int64_t now_ms,
