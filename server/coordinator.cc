@@ -409,10 +409,9 @@ sweepq::v1::LeaseResponse Coordinator::EmptyLeaseResponse() const {
 }
 
 absl::StatusOr<std::optional<sweepq::v1::LeaseResponse>>
-Coordinator::CheckLeasingWorker(int64_t team_id,
-                                const sweepq::v1::LeaseRequest& request,
+Coordinator::CheckLeasingWorker(int64_t team_id, const std::string& worker_id,
                                 sweepq::v1::Worker* worker) {
-  ASSIGN_OR_RETURN(*worker, store_->GetWorker(team_id, request.worker_id()));
+  ASSIGN_OR_RETURN(*worker, store_->GetWorker(team_id, worker_id));
   if (worker->state() == sweepq::v1::WORKER_STATE_DRAINING) {
     sweepq::v1::LeaseResponse response = EmptyLeaseResponse();
     response.set_directive(sweepq::v1::DIRECTIVE_DRAIN);
@@ -477,18 +476,17 @@ absl::StatusOr<Coordinator::Datasets> Coordinator::LeasingDatasets(
     if (it != worker_datasets_.end()) return it->second;
   }
   sweepq::v1::Worker worker;
-  ASSIGN_OR_RETURN(*answer, CheckLeasingWorker(team_id, request, &worker));
+  ASSIGN_OR_RETURN(*answer,
+                   CheckLeasingWorker(team_id, request.worker_id(), &worker));
   if (answer->has_value()) return nullptr;
   return RememberDatasets(team_id, worker);
 }
 
 absl::StatusOr<sweepq::v1::LeaseResponse> Coordinator::RefusedLease(
     int64_t team_id, const std::string& worker_id, absl::Status refused) {
-  sweepq::v1::LeaseRequest request;
-  request.set_worker_id(worker_id);
   sweepq::v1::Worker worker;
   ASSIGN_OR_RETURN(std::optional<sweepq::v1::LeaseResponse> answer,
-                   CheckLeasingWorker(team_id, request, &worker));
+                   CheckLeasingWorker(team_id, worker_id, &worker));
   if (answer.has_value()) return *std::move(answer);
   return refused;  // active again by now: the store's reason stands
 }

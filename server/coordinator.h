@@ -227,7 +227,7 @@ class Coordinator {
   // when it is to get no run (DRAIN for a draining worker), else nullopt;
   // FAILED_PRECONDITION for a quarantined worker, NOT_FOUND for an unknown.
   absl::StatusOr<std::optional<sweepq::v1::LeaseResponse>> CheckLeasingWorker(
-      int64_t team_id, const sweepq::v1::LeaseRequest& request,
+      int64_t team_id, const std::string& worker_id,
       sweepq::v1::Worker* worker);
   // The data sets a Lease's worker serves. They come from worker_datasets_,
   // or, on the worker's first lease since this coordinator started, from
