@@ -207,7 +207,7 @@ void WorkerDaemon::SlotLoop(const Slot& slot) {
   std::optional<v1::LeaseResponse> handed;
   while (handed.has_value() || !draining()) {
     if (handed.has_value()) {
-      RunAttempt(slot, *std::exchange(handed, std::nullopt), &handed);
+      handed = RunAttempt(slot, *std::move(handed));
       continue;
     }
     if (!WaitWhileTripped()) return;
@@ -273,12 +273,12 @@ void WorkerDaemon::SlotLoop(const Slot& slot) {
       absl::MutexLock lock(&mu_);
       drain_directive_logged_ = false;
     }
-    RunAttempt(slot, *std::move(lease), &handed);
+    handed = RunAttempt(slot, *std::move(lease));
   }
 }
 
-void WorkerDaemon::RunAttempt(const Slot& slot, v1::LeaseResponse lease,
-                              std::optional<v1::LeaseResponse>* next) {
+std::optional<v1::LeaseResponse> WorkerDaemon::RunAttempt(
+    const Slot& slot, v1::LeaseResponse lease) {
   Attempt::Env env;
   env.client = client_.get();
   env.options = &options_;
@@ -307,7 +307,7 @@ void WorkerDaemon::RunAttempt(const Slot& slot, v1::LeaseResponse lease,
     active_.erase(&attempt);
   }
   OnAttemptEnd(attempt.tag(), result);
-  *next = std::move(result.next_lease);
+  return std::move(result.next_lease);
 }
 
 void WorkerDaemon::ReplayOrphans(const std::vector<std::string>& dirs) {

@@ -74,10 +74,10 @@ class WorkerDaemon {
 
   absl::StatusOr<sweepq::v1::RegisterWorkerResponse> Register();
   void SlotLoop(const Slot& slot);
-  // Runs one leased attempt on `slot` to its end; `*next` gets the run its
+  // Runs one leased attempt on `slot` to its end; returns the run its
   // FinishRun granted, if any.
-  void RunAttempt(const Slot& slot, sweepq::v1::LeaseResponse lease,
-                  std::optional<sweepq::v1::LeaseResponse>* next);
+  std::optional<sweepq::v1::LeaseResponse> RunAttempt(
+      const Slot& slot, sweepq::v1::LeaseResponse lease);
   void ReplayOrphans(const std::vector<std::string>& dirs);
   void OnAttemptEnd(const std::string& tag, const AttemptResult& result);
   void TripBreaker(const std::string& reason);
