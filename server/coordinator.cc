@@ -10,6 +10,7 @@
 #include "common/crypto.h"
 #include "common/status_macros.h"
 #include "common/sweep.h"
+#include "common/thread_name.h"
 #include "glog/logging.h"
 #include "server/store/run_rules.h"
 
@@ -56,6 +57,7 @@ Coordinator::Coordinator(store::Store* store, const Clock* clock,
       options_(std::move(options)) {
   if (options_.run_expiry_thread) {
     expiry_thread_ = std::thread([this] { ExpiryLoop(); });
+    NameThread(expiry_thread_, "sweepq-expiry");
   }
 }
 

@@ -3,6 +3,7 @@
 #include <utility>
 #include <vector>
 
+#include "common/thread_name.h"
 #include "server/service.h"
 
 namespace sweepq::server {
@@ -15,7 +16,9 @@ constexpr absl::Duration kTick = absl::Milliseconds(100);
 }  // namespace
 
 LeaseWaiters::LeaseWaiters(Coordinator* coordinator)
-    : coordinator_(coordinator), thread_([this] { Loop(); }) {}
+    : coordinator_(coordinator), thread_([this] { Loop(); }) {
+  NameThread(thread_, "sweepq-waiters");
+}
 
 LeaseWaiters::~LeaseWaiters() {
   Shutdown();

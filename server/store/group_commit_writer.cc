@@ -4,6 +4,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "common/thread_name.h"
 #include "glog/logging.h"
 
 namespace sweepq::store {
@@ -24,6 +25,7 @@ GroupCommitWriter::GroupCommitWriter(std::unique_ptr<Database> db,
     : max_group_ops_(max_group_ops < 1 ? 1 : max_group_ops),
       db_(std::move(db)) {
   writer_thread_ = std::thread([this] { WriterLoop(); });
+  NameThread(writer_thread_, "sweepq-writer");
 }
 
 GroupCommitWriter::~GroupCommitWriter() { Shutdown(); }

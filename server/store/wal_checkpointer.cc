@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "common/thread_name.h"
 #include "glog/logging.h"
 
 namespace sweepq::store {
@@ -9,6 +10,7 @@ namespace sweepq::store {
 WalCheckpointer::WalCheckpointer(std::unique_ptr<Database> db)
     : db_(std::move(db)) {
   thread_ = std::thread([this] { Loop(); });
+  NameThread(thread_, "sweepq-checkpt");
 }
 
 WalCheckpointer::~WalCheckpointer() {

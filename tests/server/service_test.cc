@@ -1,10 +1,11 @@
 // The coordinator over real gRPC on loopback with a real SQLite file.
 #include <grpcpp/grpcpp.h>
 
+#include <filesystem>
 #include <fstream>
 #include <functional>
-#include <set>
 #include <memory>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -13,10 +14,10 @@
 #include "common/clock.h"
 #include "common/crypto.h"
 #include "gmock/gmock.h"
+#include "grpc/health/v1/health.grpc.pb.h"
 #include "grpcpp/generic/generic_stub.h"
 #include "gtest/gtest.h"
 #include "server/server.h"
-#include "grpc/health/v1/health.grpc.pb.h"
 #include "sweepq/v1/coordinator.grpc.pb.h"
 #include "tests/testing/grpc_context.h"
 #include "tests/testing/server_process.h"
@@ -1158,6 +1159,21 @@ TEST_F(ServiceTest, CancelOfALeasedRunIsDeliveredAsADirective) {
                      false, &state)
                   .ok());
   EXPECT_EQ(state, v1::RUN_STATE_CANCELLED);
+}
+
+// Operators tell the server's own threads apart in `top -H` and perf.
+TEST_F(ServiceTest, TheServersThreadsCarryTheirNames) {
+  std::multiset<std::string> names;
+  for (const auto& task :
+       std::filesystem::directory_iterator("/proc/self/task")) {
+    std::ifstream comm(task.path() / "comm");
+    std::string name;
+    std::getline(comm, name);
+    names.insert(name);
+  }
+  EXPECT_EQ(names.count("sweepq-writer"), 1u);
+  EXPECT_EQ(names.count("sweepq-checkpt"), 1u);
+  EXPECT_EQ(names.count("sweepq-waiters"), 1u);
 }
 
 TEST_F(ServiceTest, HealthServiceAndReflectionAnswer) {
