@@ -602,6 +602,39 @@ absl::Status CheckReportBatch(const sweepq::v1::ReportEventsRequest& request) {
   return absl::OkStatus();
 }
 
+// A message with `finish` carries nothing of a batch.
+absl::Status CheckFinishMessage(
+    const sweepq::v1::ReportEventsRequest& request) {
+  if (request.points_size() > 0 || request.events_size() > 0) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "a message with `finish` carries no points or events (it has ",
+        request.points_size(), " and ", request.events_size(),
+        "): send them in a batch before it"));
+  }
+  const sweepq::v1::LeaseRef& lease = request.lease();
+  const sweepq::v1::LeaseRef& ended = request.finish().lease();
+  if (request.has_lease() &&
+      (lease.run_id() != ended.run_id() || lease.attempt() != ended.attempt() ||
+       lease.lease_id() != ended.lease_id())) {
+    return absl::InvalidArgumentError(absl::StrCat(
+        "the message's lease (run ", lease.run_id(), " attempt ",
+        lease.attempt(), ") is not the lease its `finish` ends (run ",
+        ended.run_id(), " attempt ", ended.attempt(),
+        "); leave `lease` unset"));
+  }
+  return absl::OkStatus();
+}
+
+// The answer to a finish message: FinishRun's, echoing the batch_seq.
+sweepq::v1::ReportEventsResponse FinishAnswer(
+    const sweepq::v1::ReportEventsRequest& request,
+    sweepq::v1::FinishRunResponse finished) {
+  sweepq::v1::ReportEventsResponse response;
+  response.set_acked_batch_seq(request.batch_seq());
+  *response.mutable_finished() = std::move(finished);
+  return response;
+}
+
 }  // namespace
 
 sweepq::v1::ReportEventsResponse Coordinator::Reported(
@@ -614,19 +647,20 @@ sweepq::v1::ReportEventsResponse Coordinator::Reported(
   return response;
 }
 
-absl::StatusOr<sweepq::v1::ReportEventsResponse> Coordinator::ReportEvents(
-    int64_t team_id, const sweepq::v1::ReportEventsRequest& request) {
-  RETURN_IF_ERROR(CheckReportBatch(request));
-  ASSIGN_OR_RETURN(sweepq::v1::Directive directive,
-                   store_->AppendEvents(team_id, request.lease(),
-                                        request.batch_seq(), request.points(),
-                                        request.events(), clock_->NowMs()));
-  return Reported(request, directive);
-}
-
 void Coordinator::ReportEventsAsync(
     int64_t team_id, const sweepq::v1::ReportEventsRequest& request,
     Done<sweepq::v1::ReportEventsResponse> done) {
+  if (request.has_finish()) {
+    absl::Status valid = CheckFinishMessage(request);
+    if (!valid.ok()) return done(std::move(valid));
+    return FinishRunAsync(
+        team_id, request.finish(),
+        [&request, done = std::move(done)](
+            absl::StatusOr<sweepq::v1::FinishRunResponse> finished) mutable {
+          if (!finished.ok()) return done(finished.status());
+          done(FinishAnswer(request, *std::move(finished)));
+        });
+  }
   absl::Status valid = CheckReportBatch(request);
   if (!valid.ok()) return done(std::move(valid));
   store_->AppendEventsAsync(

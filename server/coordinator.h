@@ -164,10 +164,10 @@ class Coordinator {
 
   absl::StatusOr<sweepq::v1::HeartbeatResponse> Heartbeat(
       int64_t team_id, const sweepq::v1::HeartbeatRequest& request);
-  absl::StatusOr<sweepq::v1::ReportEventsResponse> ReportEvents(
-      int64_t team_id, const sweepq::v1::ReportEventsRequest& request);
-  // ReportEvents answered through `done` once the batch is committed (see
-  // TryLeaseAsync for the thread); the ack thus still means durable.
+  // Stores a batch, or with request.finish is that FinishRun (its answer
+  // in `finished`; see ReportEventsRequest.finish), answered through `done`
+  // once committed (see TryLeaseAsync for the thread); the ack thus means
+  // durable.
   void ReportEventsAsync(int64_t team_id,
                          const sweepq::v1::ReportEventsRequest& request,
                          Done<sweepq::v1::ReportEventsResponse> done);

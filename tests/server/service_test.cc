@@ -531,6 +531,106 @@ TEST_F(ServiceTest, StaleLeaseEndsTheStreamAndKeepsTheEarlierBatches) {
               ::testing::ElementsAre(1, 2));
 }
 
+// A finish as a message (ReportEventsRequest.finish): sent right behind
+// the run's batches without waiting for their answers, it is stored after
+// them, answered in order with FinishRun's answer, and its lease_next
+// lease takes batches on the same stream.
+TEST_F(ServiceTest, StreamFinishesTheRunAfterItsBatchesAndLeasesTheNext) {
+  auto sweep = Submit(alpha_, kSweep);
+  ASSERT_EQ(sweep.run_ids_size(), 2);
+  Register(alpha_, "gpu1");
+  auto first = Lease(alpha_, "gpu1");
+  ASSERT_TRUE(first.granted());
+  auto call = OpenStream(alpha_.worker);
+  ASSERT_TRUE(
+      call.stream->Write(Batch(first.lease(), 1, "val_f1", {{1, 0.4}})));
+  ASSERT_TRUE(
+      call.stream->Write(Batch(first.lease(), 2, "val_f1", {{2, 0.6}})));
+  v1::ReportEventsRequest finish;
+  finish.set_batch_seq(3);
+  *finish.mutable_finish()->mutable_lease() = first.lease();
+  finish.mutable_finish()->set_worker_id("gpu1");
+  finish.mutable_finish()->set_outcome(v1::OUTCOME_SUCCEEDED);
+  finish.mutable_finish()->set_lease_next(true);
+  ASSERT_TRUE(call.stream->Write(finish));
+  v1::ReportEventsResponse answer;
+  for (uint64_t seq : {1, 2}) {
+    ASSERT_TRUE(call.stream->Read(&answer));
+    EXPECT_EQ(answer.acked_batch_seq(), seq);
+    EXPECT_FALSE(answer.has_finished());
+  }
+  ASSERT_TRUE(call.stream->Read(&answer));
+  EXPECT_EQ(answer.acked_batch_seq(), 3u);
+  ASSERT_TRUE(answer.has_finished());
+  EXPECT_EQ(answer.finished().state(), v1::RUN_STATE_SUCCEEDED);
+  const v1::LeaseResponse& next = answer.finished().next();
+  ASSERT_TRUE(next.granted());
+  EXPECT_EQ(next.run().run_id(), sweep.run_ids(1));
+  EXPECT_EQ(SendAndAck(call, Batch(next.lease(), 1, "val_f1", {{1, 0.5}})), 1u);
+  EXPECT_TRUE(CloseStream(call).ok());
+
+  v1::GetRunRequest get;
+  get.set_run_id(first.run().run_id());
+  v1::Run run;
+  ASSERT_TRUE(team_->GetRun(Ctx(alpha_.member).get(), get, &run).ok());
+  EXPECT_EQ(run.state(), v1::RUN_STATE_SUCCEEDED);
+  EXPECT_DOUBLE_EQ(run.best_value(), 0.6);  // both batches stored first
+  EXPECT_THAT(AllSteps(alpha_, first.run().run_id()),
+              ::testing::ElementsAre(1, 2));
+}
+
+// A finish message is refused like FinishRun (a stale lease ends the
+// stream with FAILED_PRECONDITION, the batches before it kept), and a
+// malformed one (with points, or another lease) with INVALID_ARGUMENT that
+// names the rule, finishing nothing.
+TEST_F(ServiceTest, AFinishMessageIsRefusedAsFinishRunWouldBe) {
+  auto [lease, call] = StreamWithFirstBatch();
+  v1::LeaseRef stale = lease.lease();
+  stale.set_lease_id(stale.lease_id() + 1);
+  v1::ReportEventsRequest finish;
+  finish.set_batch_seq(2);
+  *finish.mutable_finish()->mutable_lease() = stale;
+  finish.mutable_finish()->set_worker_id("gpu1");
+  finish.mutable_finish()->set_outcome(v1::OUTCOME_SUCCEEDED);
+  EXPECT_EQ(SendAndAck(call, finish), 0u);
+  grpc::Status s = call.stream->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::FAILED_PRECONDITION)
+      << s.error_message();
+
+  *finish.mutable_finish()->mutable_lease() = lease.lease();
+  finish.add_points()->set_name("val_f1");
+  v1::ReportEventsResponse resp;
+  s = workers_->ReportEvents(Ctx(alpha_.worker).get(), finish, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("no points or events"));
+
+  finish.clear_points();
+  *finish.mutable_lease() = stale;
+  s = workers_->ReportEvents(Ctx(alpha_.worker).get(), finish, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_THAT(s.error_message(), HasSubstr("leave `lease` unset"));
+
+  // Another team's worker cannot finish the run: it does not exist for it.
+  finish.clear_lease();
+  s = workers_->ReportEvents(Ctx(beta_.worker).get(), finish, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::NOT_FOUND) << s.error_message();
+
+  v1::GetRunRequest get;
+  get.set_run_id(lease.run().run_id());
+  v1::Run run;
+  ASSERT_TRUE(team_->GetRun(Ctx(alpha_.member).get(), get, &run).ok());
+  EXPECT_EQ(run.state(), v1::RUN_STATE_RUNNING);
+
+  // The unary call takes a finish too, with the lease named twice alike.
+  *finish.mutable_lease() = lease.lease();
+  ASSERT_TRUE(
+      workers_->ReportEvents(Ctx(alpha_.worker).get(), finish, &resp).ok());
+  EXPECT_EQ(resp.finished().state(), v1::RUN_STATE_SUCCEEDED);
+  EXPECT_FALSE(resp.finished().has_next());  // not asked
+  EXPECT_THAT(AllSteps(alpha_, lease.run().run_id()),
+              ::testing::ElementsAre(1));
+}
+
 // A stream outlives many token checks: rotating the worker token ends
 // it at its next batch (once the auth cache lapses), storing nothing of
 // that batch, as a unary call with the old token would be refused.
