@@ -454,9 +454,10 @@ bool Attempt::UploadWithRetries(const std::string& name,
 }
 
 void Attempt::SendLoop() {
-  // One StreamEvents call carries the attempt's batches; after a failure
-  // the next Send() opens a new one and the spool's oldest batch is resent.
-  std::unique_ptr<EventStreamClient> events = env_.client->NewEventStream();
+  // One StreamEvents call carries the attempt's batches (and then its
+  // finish); after a failure the next Send() opens a new one and the
+  // spool's oldest batch is resent.
+  events_ = env_.client->NewEventStream();
   Backoff backoff(absl::Milliseconds(100), env_.options->max_backoff);
   bool unreachable = false;
   int checkpoint_errors = 0;
@@ -489,7 +490,7 @@ void Attempt::SendLoop() {
     absl::Status sent;
     if (batch->has_value()) {
       const v1::ReportEventsRequest& request = **batch;
-      auto acked = events->Send(request);
+      auto acked = events_->Send(request);
       sent = acked.status();
       if (acked.ok()) {
         absl::Status removed = spool_->Ack(request.batch_seq());
@@ -766,6 +767,28 @@ AttemptResult Attempt::Decide() {
   return result;  // decided from the exit status by the caller
 }
 
+absl::StatusOr<v1::FinishRunResponse> Attempt::SendFinish(
+    const v1::FinishRunRequest& request) {
+  // The first try goes as a message on the attempt's event stream (no call
+  // of its own); a retry, or an attempt that never streamed, calls
+  // FinishRun.
+  std::unique_ptr<EventStreamClient> events = std::move(events_);
+  if (events != nullptr) {
+    absl::StatusOr<std::optional<v1::FinishRunResponse>> finished =
+        env_.client->FinishOnStream(*events, request);
+    if (!finished.ok()) return finished.status();
+    if (finished->has_value()) {
+      finished_via_ = "on the event stream";
+      return **std::move(finished);
+    }
+    LOG(INFO) << tag_ << ": the coordinator took the finish message for an "
+              << "empty batch (it predates finishes on the stream); calling "
+              << "FinishRun";
+  }
+  finished_via_ = "by FinishRun";
+  return env_.client->FinishRun(request);
+}
+
 AttemptResult Attempt::Finish(AttemptResult result) {
   if (result.reason.size() > kMaxReasonBytes) {
     result.reason.resize(kMaxReasonBytes);
@@ -797,7 +820,7 @@ AttemptResult Attempt::Finish(AttemptResult result) {
           break;
         }
       }
-      auto finished = env_.client->FinishRun(request);
+      auto finished = SendFinish(request);
       if (finished.ok()) {
         result.end = AttemptResult::End::kFinished;
         if (finished->next().granted()) {
@@ -808,7 +831,8 @@ AttemptResult Attempt::Finish(AttemptResult result) {
                           ? absl::StrCat(result.retryable ? " (retryable)"
                                                           : " (not retryable)")
                           : "")
-                  << " -> " << v1::RunState_Name(finished->state())
+                  << " " << finished_via_ << " -> "
+                  << v1::RunState_Name(finished->state())
                   << (result.next_lease.has_value()
                           ? absl::StrCat("; the answer leased run ",
                                          result.next_lease->lease().run_id(),

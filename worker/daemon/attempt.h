@@ -18,7 +18,10 @@
 //   6. When the child exits: success → every event acked, artifacts
 //      uploaded, FinishRun(SUCCEEDED); failure → FinishRun(FAILED) with the
 //      exit status or signal, the last error event and the last lines of
-//      stderr, retryable as the contract says.
+//      stderr, retryable as the contract says. The finish goes as a
+//      message on the sender's event stream once its batches are acked
+//      (ReportEventsRequest.finish; no call of its own); a retry, or a
+//      coordinator that predates finish messages, uses the FinishRun call.
 //
 // Directives: CANCEL / PRUNE (heartbeat or report reply) → SIGTERM, SIGKILL
 // after the grace period, FinishRun(CANCELLED / PRUNED). A write answered
@@ -148,6 +151,11 @@ class Attempt {
   // UploadOnce with retries; false when the lease was lost or we gave up.
   bool UploadWithRetries(const std::string& name, const std::string& path);
   AttemptResult Finish(AttemptResult result);
+  // Sends the finish: on events_ the first time (see
+  // ReportEventsRequest.finish), by FinishRun after that or when the
+  // coordinator predates finish messages; says which in finished_via_.
+  absl::StatusOr<sweepq::v1::FinishRunResponse> SendFinish(
+      const sweepq::v1::FinishRunRequest& request);
 
   // Seals the reader's pending batch into the spool.
   void Seal(sweepq::v1::ReportEventsRequest* pending);
@@ -167,6 +175,12 @@ class Attempt {
   const std::string out_dir_;
   const std::string stderr_path_;
   std::unique_ptr<EventSpool> spool_;
+  // The attempt's event stream: opened and used by the sender thread, then
+  // (after it is joined) carries the finish on the attempt's thread.
+  std::unique_ptr<EventStreamClient> events_;
+  // How the finish that was answered went (for its log line); written and
+  // read on the attempt's thread.
+  std::string finished_via_;
   // Set by Prepare when its failure cannot be cured by a retry (a job's
   // source run without a model). Written and read on the attempt's thread.
   bool permanent_prepare_error_ = false;

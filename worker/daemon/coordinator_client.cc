@@ -458,4 +458,16 @@ absl::StatusOr<sweepq::v1::FinishRunResponse> CoordinatorClient::FinishRun(
   return response;
 }
 
+absl::StatusOr<std::optional<sweepq::v1::FinishRunResponse>>
+CoordinatorClient::FinishOnStream(EventStreamClient& events,
+                                  const sweepq::v1::FinishRunRequest& request) {
+  sweepq::v1::ReportEventsRequest message;
+  *message.mutable_finish() = request;
+  absl::StatusOr<sweepq::v1::ReportEventsResponse> answer =
+      events.Send(message);
+  if (!answer.ok()) return answer.status();
+  if (!answer->has_finished()) return std::nullopt;
+  return std::move(*answer->mutable_finished());
+}
+
 }  // namespace sweepq::worker

@@ -8,6 +8,7 @@
 #define SWEEPQ_WORKER_DAEMON_COORDINATOR_CLIENT_H_
 
 #include <memory>
+#include <optional>
 #include <string>
 
 #include "absl/base/thread_annotations.h"
@@ -155,6 +156,12 @@ class CoordinatorClient {
 
   absl::StatusOr<sweepq::v1::FinishRunResponse> FinishRun(
       const sweepq::v1::FinishRunRequest& request);
+  // FinishRun as a message on `events` (ReportEventsRequest.finish): no
+  // call of its own. nullopt when the coordinator predates finish messages
+  // (it took the message for an empty batch and finished nothing): call
+  // FinishRun. A failure is the stream's (see EventStreamClient::Send).
+  absl::StatusOr<std::optional<sweepq::v1::FinishRunResponse>> FinishOnStream(
+      EventStreamClient& events, const sweepq::v1::FinishRunRequest& request);
 
  private:
   std::unique_ptr<grpc::ClientContext> NewContext(absl::Duration timeout) const;

@@ -2,6 +2,7 @@
 // (gRPC on loopback, a real SQLite file).
 #include "worker/daemon/coordinator_client.h"
 
+#include <atomic>
 #include <memory>
 #include <string>
 
@@ -132,6 +133,78 @@ TEST_F(EventStreamClientTest, LostLeaseIsFailedPreconditionAndTheNextSendReopens
   // A resend opens a new call and is refused the same way.
   EXPECT_EQ(stream->Send(Batch(lease_, 2)).status().code(),
             absl::StatusCode::kFailedPrecondition);
+}
+
+v1::FinishRunRequest Succeeded(const v1::LeaseRef& lease, bool lease_next) {
+  v1::FinishRunRequest finish;
+  *finish.mutable_lease() = lease;
+  finish.set_worker_id("gpu1");
+  finish.set_outcome(v1::OUTCOME_SUCCEEDED);
+  finish.set_lease_next(lease_next);
+  return finish;
+}
+
+TEST_F(EventStreamClientTest, FinishOnTheStreamEndsTheRunAfterItsBatches) {
+  auto stream = client_->NewEventStream();
+  ASSERT_TRUE(stream->Send(Batch(lease_, 1)).ok());
+  auto finished = client_->FinishOnStream(*stream, Succeeded(lease_, true));
+  ASSERT_TRUE(finished.ok()) << finished.status();
+  ASSERT_TRUE(finished->has_value());
+  EXPECT_EQ((*finished)->state(), v1::RUN_STATE_SUCCEEDED);
+  ASSERT_TRUE((*finished)->has_next());  // asked; the sweep had one run
+  EXPECT_FALSE((*finished)->next().granted());
+  // Finished: the same finish again is refused as FinishRun refuses it.
+  auto again = client_->FinishOnStream(*stream, Succeeded(lease_, false));
+  EXPECT_EQ(again.status().code(), absl::StatusCode::kFailedPrecondition)
+      << again.status();
+}
+
+// A coordinator from before finish messages: it answers every message on
+// the stream as a batch (the unknown field ignored) and has FinishRun.
+class OldCoordinator final : public v1::WorkerService::Service {
+ public:
+  grpc::Status StreamEvents(
+      grpc::ServerContext*,
+      grpc::ServerReaderWriter<v1::ReportEventsResponse,
+                               v1::ReportEventsRequest>* stream) override {
+    v1::ReportEventsRequest request;
+    while (stream->Read(&request)) {
+      v1::ReportEventsResponse ack;
+      ack.set_acked_batch_seq(request.batch_seq());
+      stream->Write(ack);
+    }
+    return grpc::Status::OK;
+  }
+  grpc::Status FinishRun(grpc::ServerContext*, const v1::FinishRunRequest*,
+                         v1::FinishRunResponse* response) override {
+    ++finish_calls;
+    response->set_state(v1::RUN_STATE_SUCCEEDED);
+    return grpc::Status::OK;
+  }
+  std::atomic<int> finish_calls{0};
+};
+
+TEST_F(EventStreamClientTest, AnOlderCoordinatorsAnswerSaysToCallFinishRun) {
+  OldCoordinator old;
+  grpc::ServerBuilder builder;
+  int port = 0;
+  builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(),
+                           &port);
+  builder.RegisterService(&old);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  ASSERT_NE(server, nullptr);
+  ClientOptions options;
+  options.server = absl::StrCat("127.0.0.1:", port);
+  options.token = "t";
+  auto client = CoordinatorClient::Connect(options);
+  ASSERT_TRUE(client.ok());
+  auto stream = (*client)->NewEventStream();
+  auto finished = (*client)->FinishOnStream(*stream, Succeeded(lease_, false));
+  ASSERT_TRUE(finished.ok()) << finished.status();
+  EXPECT_FALSE(finished->has_value());
+  EXPECT_EQ(old.finish_calls, 0);  // the caller decides to call it
+  stream->Close();
+  server->Shutdown();
 }
 
 TEST_F(EventStreamClientTest, SilentCoordinatorTimesOutAndCancelsTheCall) {

@@ -109,8 +109,9 @@ TEST_F(WorkerE2eTest, SweepRunsToCompletionRanksOnTheBoardAndArtifactsMatch) {
   EXPECT_TRUE(fs::is_empty(WorkDir("w1") + "/spool"));
 }
 
-// A slot's next run comes with the answer to its FinishRun (lease_next):
-// no Lease call between runs, and each run is still leased once.
+// A slot's next run comes with the answer to its finish (lease_next), a
+// message on the attempt's event stream: no call between runs, and each
+// run is still leased once.
 TEST_F(WorkerE2eTest, NextRunComesWithTheAnswerToTheFinish) {
   StartServer({"--lease-ttl-ms=5000"});
   auto sweep = team_->Submit(SweepYaml(2, {"0.001", "0.002", "0.003"}));
@@ -129,6 +130,10 @@ TEST_F(WorkerE2eTest, NextRunComesWithTheAnswerToTheFinish) {
         absl::StrCat("the answer leased run ", sweep->run_ids(i), " next")))
         << i;
   }
+  EXPECT_TRUE(worker->LogContains(
+      "finished OUTCOME_SUCCEEDED on the event stream -> RUN_STATE_SUCCEEDED"))
+      << worker->Log();
+  EXPECT_FALSE(worker->LogContains("by FinishRun"));
   for (int64_t id : sweep->run_ids()) {
     const v1::Run run = Run(id);
     ASSERT_EQ(run.attempts_size(), 1) << id;
@@ -648,7 +653,9 @@ TEST_F(WorkerE2eTest, SpoolLeftByAKilledDaemonIsReplayedByTheNextOne) {
   for (const std::string& payload : left_behind) {
     EXPECT_EQ(first_attempt[payload], 1) << payload;
   }
-  EXPECT_TRUE(fs::is_empty(spool));
+  // The daemon empties the spool once the finish is answered (the run is
+  // SUCCEEDED from the commit on, a moment earlier).
+  EXPECT_TRUE(WaitFor([&] { return fs::is_empty(spool); }, absl::Seconds(10)));
 }
 
 TEST_F(WorkerE2eTest, TalksToACoordinatorOverTls) {
