@@ -5,8 +5,9 @@
 // storage (the reference a team would otherwise use), measured in the same
 // run so the ratio is meaningful on a noisy shared machine. The batches go
 // over StreamEvents (--report=stream, what the worker daemon does) or one
-// unary ReportEvents call each (--report=unary, older workers); the first
-// line says which.
+// unary ReportEvents call each (--report=unary, older workers), and the
+// run ends with a finish message on that stream (--finish=stream) or a
+// FinishRun call; the first line says which.
 //
 //   bench/run_coordinator_bench.sh build     (make bench-coordinator)
 //
@@ -49,6 +50,10 @@ ABSL_FLAG(std::string, report, "stream",
           "how simulated workers send their batches: 'stream' (one "
           "StreamEvents call per worker, each batch acked before the next) "
           "or 'unary' (one ReportEvents call per batch)");
+ABSL_FLAG(std::string, finish, "stream",
+          "how simulated workers end a run: 'stream' (a finish message on "
+          "their StreamEvents call, what the worker daemon does) or 'unary' "
+          "(a FinishRun call); --report=unary always uses FinishRun");
 ABSL_FLAG(bool, lease_next, true,
           "simulated workers take their next run from FinishRun's answer "
           "(lease_next, what the worker daemon does) instead of a Lease "
@@ -143,14 +148,16 @@ class SimulatedWorker final
  public:
   SimulatedWorker(v1::WorkerService::Stub* stub, std::string id,
                   std::string token, int batches, int points_per_batch,
-                  bool stream, bool lease_next, const std::atomic<bool>* stop,
-                  std::atomic<int64_t>* trials, std::atomic<int64_t>* points)
+                  bool stream, bool stream_finish, bool lease_next,
+                  const std::atomic<bool>* stop, std::atomic<int64_t>* trials,
+                  std::atomic<int64_t>* points)
       : stub_(stub),
         id_(std::move(id)),
         token_(std::move(token)),
         batches_(batches),
         points_per_batch_(points_per_batch),
         stream_(stream),
+        stream_finish_(stream && stream_finish),
         lease_next_(lease_next),
         stop_(stop),
         trials_(trials),
@@ -158,6 +165,8 @@ class SimulatedWorker final
     lease_request_.set_worker_id(id_);
     finish_request_.set_worker_id(id_);
     finish_request_.set_outcome(v1::OUTCOME_SUCCEEDED);
+    finish_message_.mutable_finish()->set_worker_id(id_);
+    finish_message_.mutable_finish()->set_outcome(v1::OUTCOME_SUCCEEDED);
   }
 
   void Start() {
@@ -172,16 +181,15 @@ class SimulatedWorker final
   }
   void Wait() { done_.WaitForNotification(); }
 
-  // The stream's reactions: a batch is acked once both its write and the
-  // answer have completed (in either order).
+  // The stream's reactions: a batch (or the finish message) is answered
+  // once both its write and the answer have completed (in either order).
   void OnWriteDone(bool ok) override {
     CHECK(ok) << "event stream write failed";
-    BatchStepDone();
+    StreamStepDone();
   }
   void OnReadDone(bool ok) override {
     CHECK(ok) << "event stream ended early";
-    CHECK_EQ(report_response_.acked_batch_seq(), report_request_.batch_seq());
-    BatchStepDone();
+    StreamStepDone();
   }
   void OnDone(const grpc::Status& s) override {
     CHECK(s.ok()) << s.error_message();
@@ -197,8 +205,15 @@ class SimulatedWorker final
     done_.Notify();
   }
 
-  void BatchStepDone() {
+  void StreamStepDone() {
     if (--batch_steps_left_ > 0) return;
+    if (finishing_) {
+      finishing_ = false;
+      CHECK(report_response_.has_finished())
+          << "the coordinator ignored the finish message (too old?)";
+      return Finished(std::move(*report_response_.mutable_finished()));
+    }
+    CHECK_EQ(report_response_.acked_batch_seq(), report_request_.batch_seq());
     report_ms_.push_back(Ms(Clock::now() - t0_));
     *points_ += points_per_batch_;
     Report(static_cast<int>(report_request_.batch_seq()) + 1);
@@ -252,23 +267,39 @@ class SimulatedWorker final
   }
 
   void Finish() {
-    *finish_request_.mutable_lease() = lease_response_.lease();
-    finish_request_.set_lease_next(lease_next_ && !*stop_);
-    ctx_ = Ctx(token_);
+    const bool lease_next = lease_next_ && !*stop_;
     t0_ = Clock::now();
-    stub_->async()->FinishRun(
-        ctx_.get(), &finish_request_, &finish_response_,
-        [this](grpc::Status s) {
-          CHECK(s.ok()) << s.error_message();
-          ++*trials_;
-          if (finish_response_.next().granted()) {
-            // The call that got the lease is the lease latency.
-            lease_ms_.push_back(Ms(Clock::now() - t0_));
-            lease_response_ = std::move(*finish_response_.mutable_next());
-            return Report(1);
-          }
-          Lease();
-        });
+    if (stream_finish_) {
+      v1::FinishRunRequest* finish = finish_message_.mutable_finish();
+      *finish->mutable_lease() = lease_response_.lease();
+      finish->set_lease_next(lease_next);
+      finish_message_.set_batch_seq(static_cast<uint64_t>(batches_) + 1);
+      finishing_ = true;
+      batch_steps_left_ = 2;
+      StartWrite(&finish_message_);
+      StartRead(&report_response_);
+      return;
+    }
+    *finish_request_.mutable_lease() = lease_response_.lease();
+    finish_request_.set_lease_next(lease_next);
+    ctx_ = Ctx(token_);
+    stub_->async()->FinishRun(ctx_.get(), &finish_request_, &finish_response_,
+                              [this](grpc::Status s) {
+                                CHECK(s.ok()) << s.error_message();
+                                Finished(std::move(finish_response_));
+                              });
+  }
+
+  // The run is finished; on to the next one the answer leased, if any.
+  void Finished(v1::FinishRunResponse answer) {
+    ++*trials_;
+    if (answer.next().granted()) {
+      // The message that got the lease is the lease latency.
+      lease_ms_.push_back(Ms(Clock::now() - t0_));
+      lease_response_ = std::move(*answer.mutable_next());
+      return Report(1);
+    }
+    Lease();
   }
 
   v1::WorkerService::Stub* const stub_;
@@ -277,6 +308,7 @@ class SimulatedWorker final
   const int batches_;
   const int points_per_batch_;
   const bool stream_;
+  const bool stream_finish_;
   const bool lease_next_;
   const std::atomic<bool>* const stop_;
   std::atomic<int64_t>* const trials_;
@@ -284,6 +316,7 @@ class SimulatedWorker final
   std::unique_ptr<grpc::ClientContext> ctx_;
   std::unique_ptr<grpc::ClientContext> stream_ctx_;
   std::atomic<int> batch_steps_left_{0};
+  std::atomic<bool> finishing_{false};  // the finish message is on the stream
   Clock::time_point t0_;
   int64_t step_ = 0;
   v1::LeaseRequest lease_request_;
@@ -291,6 +324,7 @@ class SimulatedWorker final
   v1::ReportEventsRequest report_request_;
   v1::ReportEventsResponse report_response_;
   v1::FinishRunRequest finish_request_;
+  v1::ReportEventsRequest finish_message_;
   v1::FinishRunResponse finish_response_;
   std::vector<double> lease_ms_, report_ms_;
   absl::Notification done_;
@@ -341,6 +375,7 @@ PhaseResult RunLoad(const std::string& address, const std::string& member,
     CHECK(stub->RegisterWorker(Ctx(worker_token).get(), reg, &registered).ok());
     sims.push_back(std::make_unique<SimulatedWorker>(
         stub, id, worker_token, batches, points_per_batch, stream,
+        absl::GetFlag(FLAGS_finish) == "stream",
         absl::GetFlag(FLAGS_lease_next), &stop, &trials, &points));
   }
   const auto start = Clock::now();
@@ -532,16 +567,26 @@ int main(int argc, char** argv) {
               << "'\n";
     return 2;
   }
+  const std::string finish = absl::GetFlag(FLAGS_finish);
+  if (finish != "stream" && finish != "unary") {
+    std::cerr << "--finish must be 'stream' or 'unary', not '" << finish
+              << "'\n";
+    return 2;
+  }
   const bool stream = report == "stream";
+  const bool stream_finish = stream && finish == "stream";
   std::cout << absl::StrFormat(
       "sweepq coordinator bench: %d workers, %d s per phase, K=%d batches, "
-      "report=%s (%s), lease_next=%s\n",
+      "report=%s (%s), finish=%s (%s), lease_next=%s\n",
       workers, seconds, batches, report,
       stream ? "one StreamEvents call per worker"
              : "one ReportEvents call per batch",
+      stream_finish ? "stream" : "unary",
+      stream_finish ? "a finish message on the stream" : "a FinishRun call",
       absl::GetFlag(FLAGS_lease_next)
-          ? "on (FinishRun hands out the next run; lease latency is its)"
-          : "off (a Lease call after each FinishRun)");
+          ? "on (the finish's answer hands out the next run; lease latency "
+            "is its)"
+          : "off (a Lease call after each finish)");
 
   const std::string phases = absl::GetFlag(FLAGS_phases);
   auto enabled = [&](absl::string_view phase) {
