@@ -182,6 +182,20 @@ class ServiceTest : public ::testing::Test {
     return ack.acked_batch_seq();
   }
 
+  // Alpha's kSweep (two runs) with its first run leased to worker gpu1.
+  struct FirstLease {
+    v1::SubmitSweepResponse sweep;
+    v1::LeaseResponse lease;
+  };
+  FirstLease SubmitAndLeaseFirst() {
+    FirstLease out{Submit(alpha_, kSweep), {}};
+    EXPECT_EQ(out.sweep.run_ids_size(), 2);
+    Register(alpha_, "gpu1");
+    out.lease = Lease(alpha_, "gpu1");
+    EXPECT_TRUE(out.lease.granted());
+    return out;
+  }
+
   // Alpha's first run leased to worker gpu1, and a stream on which its
   // batch 1 (val_f1 at step 1) was stored.
   struct LeasedStream {
@@ -536,11 +550,7 @@ TEST_F(ServiceTest, StaleLeaseEndsTheStreamAndKeepsTheEarlierBatches) {
 // them, answered in order with FinishRun's answer, and its lease_next
 // lease takes batches on the same stream.
 TEST_F(ServiceTest, StreamFinishesTheRunAfterItsBatchesAndLeasesTheNext) {
-  auto sweep = Submit(alpha_, kSweep);
-  ASSERT_EQ(sweep.run_ids_size(), 2);
-  Register(alpha_, "gpu1");
-  auto first = Lease(alpha_, "gpu1");
-  ASSERT_TRUE(first.granted());
+  auto [sweep, first] = SubmitAndLeaseFirst();
   auto call = OpenStream(alpha_.worker);
   ASSERT_TRUE(
       call.stream->Write(Batch(first.lease(), 1, "val_f1", {{1, 0.4}})));
@@ -1078,11 +1088,7 @@ TEST_F(ServiceTest, JobsNeedSucceededSourcesAndFetchOnlyTheirModels) {
 // the run's config); then nothing (queue empty); never after a refused
 // finish, and not without asking.
 TEST_F(ServiceTest, FinishRunWithLeaseNextHandsOutTheNextRun) {
-  auto sweep = Submit(alpha_, kSweep);
-  ASSERT_EQ(sweep.run_ids_size(), 2);
-  Register(alpha_, "gpu1");
-  auto first = Lease(alpha_, "gpu1");
-  ASSERT_TRUE(first.granted());
+  auto [sweep, first] = SubmitAndLeaseFirst();
 
   auto finish = [&](const v1::LeaseRef& lease, bool lease_next,
                     v1::FinishRunResponse* resp) {

@@ -135,6 +135,19 @@ TEST_F(EventStreamClientTest, LostLeaseIsFailedPreconditionAndTheNextSendReopens
             absl::StatusCode::kFailedPrecondition);
 }
 
+// A client of the coordinator at 127.0.0.1:`port` sending `token`.
+std::unique_ptr<CoordinatorClient> ClientTo(
+    int port, const std::string& token,
+    absl::Duration rpc_timeout = absl::Seconds(10)) {
+  ClientOptions options;
+  options.server = absl::StrCat("127.0.0.1:", port);
+  options.token = token;
+  options.rpc_timeout = rpc_timeout;
+  auto client = CoordinatorClient::Connect(options);
+  EXPECT_TRUE(client.ok()) << client.status();
+  return client.ok() ? *std::move(client) : nullptr;
+}
+
 v1::FinishRunRequest Succeeded(const v1::LeaseRef& lease, bool lease_next) {
   v1::FinishRunRequest finish;
   *finish.mutable_lease() = lease;
@@ -193,13 +206,10 @@ TEST_F(EventStreamClientTest, AnOlderCoordinatorsAnswerSaysToCallFinishRun) {
   builder.RegisterService(&old);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   ASSERT_NE(server, nullptr);
-  ClientOptions options;
-  options.server = absl::StrCat("127.0.0.1:", port);
-  options.token = "t";
-  auto client = CoordinatorClient::Connect(options);
-  ASSERT_TRUE(client.ok());
-  auto stream = (*client)->NewEventStream();
-  auto finished = (*client)->FinishOnStream(*stream, Succeeded(lease_, false));
+  auto client = ClientTo(port, "t");
+  ASSERT_NE(client, nullptr);
+  auto stream = client->NewEventStream();
+  auto finished = client->FinishOnStream(*stream, Succeeded(lease_, false));
   ASSERT_TRUE(finished.ok()) << finished.status();
   EXPECT_FALSE(finished->has_value());
   EXPECT_EQ(old.finish_calls, 0);  // the caller decides to call it
@@ -220,13 +230,9 @@ TEST_F(EventStreamClientTest, SilentCoordinatorTimesOutAndCancelsTheCall) {
       builder.AddCompletionQueue();
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   ASSERT_NE(server, nullptr);
-  ClientOptions options;
-  options.server = absl::StrCat("127.0.0.1:", port);
-  options.token = "t";
-  options.rpc_timeout = absl::Milliseconds(500);
-  auto client = CoordinatorClient::Connect(options);
-  ASSERT_TRUE(client.ok());
-  auto stream = (*client)->NewEventStream();
+  auto client = ClientTo(port, "t", absl::Milliseconds(500));
+  ASSERT_NE(client, nullptr);
+  auto stream = client->NewEventStream();
   const absl::Time start = absl::Now();
   auto sent = stream->Send(Batch(lease_, 1));
   EXPECT_EQ(sent.status().code(), absl::StatusCode::kDeadlineExceeded)
@@ -241,12 +247,9 @@ TEST_F(EventStreamClientTest, SilentCoordinatorTimesOutAndCancelsTheCall) {
 }
 
 TEST_F(EventStreamClientTest, BadTokenIsUnauthenticated) {
-  ClientOptions options;
-  options.server = absl::StrCat("127.0.0.1:", port_);
-  options.token = "not-a-token";
-  auto client = CoordinatorClient::Connect(options);
-  ASSERT_TRUE(client.ok());
-  auto stream = (*client)->NewEventStream();
+  auto client = ClientTo(port_, "not-a-token");
+  ASSERT_NE(client, nullptr);
+  auto stream = client->NewEventStream();
   EXPECT_EQ(stream->Send(Batch(lease_, 1)).status().code(),
             absl::StatusCode::kUnauthenticated);
 }
