@@ -56,9 +56,9 @@ ABSL_FLAG(std::string, finish, "stream",
           "their StreamEvents call, what the worker daemon does) or 'unary' "
           "(a FinishRun call); --report=unary always uses FinishRun");
 ABSL_FLAG(bool, lease_next, true,
-          "simulated workers take their next run from FinishRun's answer "
-          "(lease_next, what the worker daemon does) instead of a Lease "
-          "call after each finish");
+          "simulated workers take their next run from their finish's "
+          "answer (lease_next, what the worker daemon does) instead of a "
+          "Lease call after each finish");
 ABSL_FLAG(int, leaderboard_runs, 100'000, "runs on the leaderboard phase");
 ABSL_FLAG(int, leaderboard_queries, 300, "Leaderboard calls measured");
 ABSL_FLAG(int, optuna_trials, 150, "trials of each Optuna reference run");
