@@ -5,6 +5,7 @@
 #include <fstream>
 #include <functional>
 #include <memory>
+#include <numeric>
 #include <set>
 #include <string>
 #include <thread>
@@ -587,6 +588,40 @@ TEST_F(ServiceTest, StreamFinishesTheRunAfterItsBatchesAndLeasesTheNext) {
   EXPECT_DOUBLE_EQ(run.best_value(), 0.6);  // both batches stored first
   EXPECT_THAT(AllSteps(alpha_, first.run().run_id()),
               ::testing::ElementsAre(1, 2));
+}
+
+// Three windows' worth of batches (kMaxStreamBatchesInFlight each) and a
+// finish, all written before any answer is read: the server reads on as
+// answers go out, and every batch is answered once, in order, and stored
+// once; the finish's answer comes last.
+TEST_F(ServiceTest, StreamTakesMoreBatchesThanItsWindowWithoutWaiting) {
+  auto [sweep, first] = SubmitAndLeaseFirst();
+  auto call = OpenStream(alpha_.worker);
+  const int n = 3 * static_cast<int>(kMaxStreamBatchesInFlight);
+  for (int seq = 1; seq <= n; ++seq) {
+    ASSERT_TRUE(
+        call.stream->Write(Batch(first.lease(), static_cast<uint64_t>(seq),
+                                 "val_f1", {{seq, 0.001 * seq}})))
+        << seq;
+  }
+  v1::ReportEventsRequest finish;
+  finish.set_batch_seq(static_cast<uint64_t>(n) + 1);
+  *finish.mutable_finish()->mutable_lease() = first.lease();
+  finish.mutable_finish()->set_worker_id("gpu1");
+  finish.mutable_finish()->set_outcome(v1::OUTCOME_SUCCEEDED);
+  ASSERT_TRUE(call.stream->Write(finish));
+  v1::ReportEventsResponse answer;
+  for (int seq = 1; seq <= n; ++seq) {
+    ASSERT_TRUE(call.stream->Read(&answer)) << seq;
+    ASSERT_EQ(answer.acked_batch_seq(), static_cast<uint64_t>(seq));
+    EXPECT_FALSE(answer.has_finished());
+  }
+  ASSERT_TRUE(call.stream->Read(&answer));
+  EXPECT_EQ(answer.finished().state(), v1::RUN_STATE_SUCCEEDED);
+  EXPECT_TRUE(CloseStream(call).ok());
+  std::vector<int64_t> expected(static_cast<size_t>(n));
+  std::iota(expected.begin(), expected.end(), 1);
+  EXPECT_EQ(AllSteps(alpha_, first.run().run_id()), expected);
 }
 
 // A finish message is refused like FinishRun (a stale lease ends the
