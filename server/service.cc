@@ -307,9 +307,12 @@ class EventStream final
  public:
   EventStream(WorkerServiceImpl* service, grpc::CallbackServerContext* ctx)
       : service_(service),
-        token_hash_(Authenticator::TokenHash(AuthorizationOf(ctx))
-                        .value_or(std::string())) {
-    absl::StatusOr<store::TeamPrincipal> principal = service_->Authorize(ctx);
+        token_hash_(Authenticator::TokenHash(AuthorizationOf(ctx))) {
+    // Authorize(ctx) would hash the token again.
+    absl::StatusOr<store::TeamPrincipal> principal =
+        token_hash_.ok() ? service_->auth_->AuthenticateHash(
+                               *token_hash_, store::Role::kWorker)
+                         : token_hash_.status();
     if (principal.ok()) {
       team_id_ = principal->team_id;
       registered_ = service_->AddStream(this);
@@ -413,7 +416,7 @@ class EventStream final
   // Cheap: a cache look-up by the token hash taken when the stream opened.
   absl::Status StillAuthorized() const {
     absl::StatusOr<store::TeamPrincipal> principal =
-        service_->auth_->AuthenticateHash(token_hash_, store::Role::kWorker);
+        service_->auth_->AuthenticateHash(*token_hash_, store::Role::kWorker);
     if (principal.ok() && principal->team_id == team_id_) {
       return absl::OkStatus();
     }
@@ -488,9 +491,9 @@ class EventStream final
   }
 
   WorkerServiceImpl* const service_;
-  // The look-up key of the call's token (empty without one: the call is
-  // then refused before any batch), for StillAuthorized.
-  const std::string token_hash_;
+  // The look-up key of the call's token, for the check at open and
+  // StillAuthorized (only reached once the open succeeded, so it is ok).
+  const absl::StatusOr<std::string> token_hash_;
   int64_t team_id_ = 0;
   bool registered_ = false;  // written before the first reaction can run
   absl::Mutex mu_;
