@@ -1,5 +1,5 @@
-// Names the calling thread, so `top -H`, `ps -L`, perf and gdb tell the
-// coordinator's writer from its expiry sweeper and gRPC's pollers.
+// Thread names, so `top -H`, `ps -L`, perf and gdb tell the coordinator's
+// writer from its expiry sweeper and gRPC's pollers.
 #ifndef SWEEPQ_COMMON_THREAD_NAME_H_
 #define SWEEPQ_COMMON_THREAD_NAME_H_
 
