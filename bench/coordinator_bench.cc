@@ -1,9 +1,10 @@
 // Coordinator load benchmark: N simulated workers on loopback doing
 // lease -> K event batches -> FinishRun against a real sweepq-server
-// (in this process, real SQLite file, real gRPC), then Leaderboard latency
-// at 100,000 runs, then the same trial shape through Optuna 3 with SQLite
-// storage (the reference a team would otherwise use), measured in the same
-// run so the ratio is meaningful on a noisy shared machine. The batches go
+// (in this process, real SQLite file, real gRPC), in rounds that each run
+// the same trial shape through Optuna 3 with SQLite storage (the reference
+// a team would otherwise use) right before ours, so that each ratio is
+// measured under one load of a noisy shared machine; then metric
+// throughput and Leaderboard latency at 100,000 runs. The batches go
 // over StreamEvents (--report=stream, what the worker daemon does) or one
 // unary ReportEvents call each (--report=unary, older workers), and the
 // run ends with a finish message on that stream (--finish=stream) or a
@@ -65,11 +66,13 @@ ABSL_FLAG(bool, lease_next, true,
 ABSL_FLAG(int, leaderboard_runs, 100'000, "runs on the leaderboard phase");
 ABSL_FLAG(int, leaderboard_queries, 300, "Leaderboard calls measured");
 ABSL_FLAG(int, optuna_trials, 150, "trials of each Optuna reference run");
-ABSL_FLAG(int, optuna_runs, 3,
-          "Optuna reference runs, each on a fresh file, the first before "
-          "the load phases and the others after them; the ratio uses their "
-          "median (Optuna's rate follows the disk's fsync latency, which "
-          "moves by 2x between back-to-back runs on a shared machine)");
+ABSL_FLAG(int, rounds, 3,
+          "paired rounds of the ratio: each runs the Optuna reference once "
+          "(on a fresh file, after a sync() so it does not wait on our "
+          "write-back) and then our trial phase; the ratio is the median of "
+          "the rounds' ratios, so each pair shares the machine's load of "
+          "its moment (both rates drift by 1.5-2x within an hour on a "
+          "shared machine). Without the optuna phase: one trial phase");
 ABSL_FLAG(std::string, python, "/usr/bin/python3",
           "Python with optuna (Debian's python3-optuna)");
 ABSL_FLAG(std::string, optuna_script, "bench/optuna_reference.py",
@@ -645,38 +648,63 @@ int main(int argc, char** argv) {
     return absl::StrContains(phases, phase);
   };
 
-  // Reference: Optuna 3 + SQLite storage, same trial shape. Its first run
-  // goes before our load phases (a quiet disk), the others after them.
-  const int optuna_runs =
-      enabled("optuna") ? std::max(1, absl::GetFlag(FLAGS_optuna_runs)) : 0;
-  std::vector<double> optuna_rates;
-  bool optuna_missing = false;
-  auto run_optuna = [&] {
-    if (optuna_missing) return;
-    const int run = static_cast<int>(optuna_rates.size()) + 1;
-    const double rate =
-        RunOptuna(dir, run, absl::GetFlag(FLAGS_optuna_trials), batches);
-    if (rate <= 0) optuna_missing = true;
-    optuna_rates.push_back(rate);
-  };
-  if (optuna_runs > 0) run_optuna();
-
-  // Phase 1: the trial shape of the reference (one point per report).
-  PhaseResult trial = RunLoad(address, tokens.member_token, tokens.worker_token,
-                              workers, seconds, batches, 1, stream, "trial");
-  const double ours_trials = static_cast<double>(trial.trials) / trial.seconds;
+  // Phase 1 and the reference, in pairs: the Optuna reference (Optuna 3 +
+  // SQLite storage, the same trial shape: ask -> K reports -> tell), then
+  // our trial shape (one point per report) right after it.
+  const bool with_optuna = enabled("optuna");
+  const int rounds = with_optuna ? std::max(1, absl::GetFlag(FLAGS_rounds)) : 1;
+  PhaseResult trial;  // every round's load together
+  std::vector<double> ours_rates, optuna_rates, round_ratios;
+  for (int round = 1; round <= rounds; ++round) {
+    double optuna_rate = 0;
+    if (with_optuna) {
+      sync();  // our last round's pages reach the disk before Optuna's fsyncs
+      optuna_rate =
+          RunOptuna(dir, round, absl::GetFlag(FLAGS_optuna_trials), batches);
+      if (optuna_rate <= 0) break;  // RunOptuna said why
+      optuna_rates.push_back(optuna_rate);
+    }
+    PhaseResult load =
+        RunLoad(address, tokens.member_token, tokens.worker_token, workers,
+                seconds, batches, 1, stream, absl::StrCat("trial", round));
+    const double rate = static_cast<double>(load.trials) / load.seconds;
+    ours_rates.push_back(rate);
+    if (optuna_rate > 0) {
+      round_ratios.push_back(rate / optuna_rate);
+      std::cout << absl::StrFormat(
+          "round %d: optuna %.1f trials/s, ours %.0f trials/s (%.0f us CPU "
+          "per trial), ratio %.1f\n",
+          round, optuna_rate, rate,
+          load.trials > 0
+              ? 1e6 * load.cpu_seconds / static_cast<double>(load.trials)
+              : 0.0,
+          rate / optuna_rate);
+    }
+    trial.seconds += load.seconds;
+    trial.cpu_seconds += load.cpu_seconds;
+    trial.writer_cpu_seconds += load.writer_cpu_seconds;
+    trial.trials += load.trials;
+    trial.lease_ms.insert(trial.lease_ms.end(), load.lease_ms.begin(),
+                          load.lease_ms.end());
+    trial.report_ms.insert(trial.report_ms.end(), load.report_ms.begin(),
+                           load.report_ms.end());
+  }
+  const double ours_trials = Median(ours_rates);
   std::cout << absl::StrFormat(
       "ours   trial shape (lease -> %d x 1-point batch -> finish): "
-      "%.0f trials/s, lease p50 %.2f ms p99 %.2f ms, report p50 %.2f ms "
+      "%.0f trials/s (%s), lease p50 %.2f ms p99 %.2f ms, report p50 %.2f ms "
       "p99 %.2f ms; %.0f us CPU per trial (%s, %.2f cores used)\n",
-      batches, ours_trials, Percentile(trial.lease_ms, 0.5),
-      Percentile(trial.lease_ms, 0.99), Percentile(trial.report_ms, 0.5),
-      Percentile(trial.report_ms, 0.99),
+      batches, ours_trials,
+      ours_rates.size() > 1
+          ? absl::StrCat("the median of ", ours_rates.size(), " rounds")
+          : std::string("one phase"),
+      Percentile(trial.lease_ms, 0.5), Percentile(trial.lease_ms, 0.99),
+      Percentile(trial.report_ms, 0.5), Percentile(trial.report_ms, 0.99),
       trial.trials > 0
           ? 1e6 * trial.cpu_seconds / static_cast<double>(trial.trials)
           : 0.0,
       server != nullptr ? "server and generator" : "generator alone",
-      trial.cpu_seconds / trial.seconds);
+      trial.seconds > 0 ? trial.cpu_seconds / trial.seconds : 0.0);
   if (server != nullptr && trial.trials > 0) {
     // One thread commits every write and sends its answer: near 100% it is
     // what bounds the rate, however many cores are left.
@@ -685,6 +713,16 @@ int main(int argc, char** argv) {
         "busy %.0f%% of the phase, %.0f us per trial\n",
         100 * trial.writer_cpu_seconds / trial.seconds,
         1e6 * trial.writer_cpu_seconds / static_cast<double>(trial.trials));
+  }
+  const double optuna = Median(optuna_rates);
+  if (with_optuna && !optuna_rates.empty()) {
+    std::cout << absl::StrFormat(
+        "optuna trial shape (ask -> %d x report -> tell, SQLite storage): "
+        "%.1f trials/s, the median of %d runs (%s)\n",
+        batches, optuna, optuna_rates.size(),
+        absl::StrJoin(optuna_rates, ", ", [](std::string* out, double r) {
+          absl::StrAppend(out, absl::StrFormat("%.1f", r));
+        }));
   }
 
   // Phase 1b: the same with fsync on every commit, the durability Optuna's
@@ -746,23 +784,21 @@ int main(int argc, char** argv) {
   }
   if (server != nullptr) server->Shutdown();
 
-  double optuna = 0;
-  if (optuna_runs > 0) {
-    while (!optuna_missing &&
-           static_cast<int>(optuna_rates.size()) < optuna_runs) {
-      run_optuna();
-    }
-    if (!optuna_missing) optuna = Median(optuna_rates);
+  // The rounds' median ratio is the headline: each pair's two rates were
+  // measured under the same load of the machine. The ratio of the medians
+  // is printed beside it.
+  const double ratio = Median(round_ratios);
+  if (!round_ratios.empty()) {
     std::cout << absl::StrFormat(
-        "optuna trial shape (ask -> %d x report -> tell, SQLite storage): "
-        "%.1f trials/s, the median of %d runs (%s; the first before our "
-        "phases)\n",
-        batches, optuna, optuna_rates.size(),
-        absl::StrJoin(optuna_rates, ", ", [](std::string* out, double r) {
-          absl::StrAppend(out, absl::StrFormat("%.1f", r));
-        }));
+        "ratio: %.1f, the median of the rounds' ratios (%s); the ratio of "
+        "the medians is %.1f\n",
+        ratio,
+        absl::StrJoin(round_ratios, ", ",
+                      [](std::string* out, double r) {
+                        absl::StrAppend(out, absl::StrFormat("%.1f", r));
+                      }),
+        ours_trials / optuna);
   }
-  const double ratio = optuna > 0 ? ours_trials / optuna : 0;
   std::cout << absl::StrFormat(
       "ratio at equal durability (--sync-full vs Optuna): %.1f\n",
       optuna > 0 ? ours_trials_fsync / optuna : 0);
