@@ -24,9 +24,12 @@ namespace sweepq::store {
 // in groups, LevelDB-style: operations queue up in arrival order; the
 // operation at the front of the queue leads a group, which takes everything
 // queued behind it (up to a maximum) and runs it as one transaction: BEGIN
-// IMMEDIATE, each operation inside its own SAVEPOINT (a failing operation is
-// rolled back alone and gets its own error; a group of one needs no
-// savepoint), one COMMIT. Only then is any operation of the group reported
+// IMMEDIATE, the operations one after the other, one COMMIT. A failing
+// operation gets its own error and loses only its own changes: one that
+// failed before changing anything (nearly every failure) has none; if one
+// failed after changing rows, the group is rolled back and runs again with
+// each operation inside its own SAVEPOINT, so that its changes are undone
+// alone. Only then is any operation of the group reported
 // done, so "done with OK" means the change is in the database (durable as
 // the connection's synchronous pragma makes it). One fsync and one lock
 // round trip are shared by every write that arrived while the previous
@@ -50,6 +53,13 @@ class GroupCommitWriter {
   // A write operation: reads and writes through the given connection
   // (within the group's transaction; it must not BEGIN or COMMIT itself)
   // and returns OK to keep its changes or an error to undo them.
+  //
+  // It may run twice in one group (when another operation of the group
+  // fails after writing; see the class comment), the first run's changes
+  // rolled back: each run must start over, setting its outputs rather
+  // than adding to what an earlier run left (clear a vector it fills,
+  // reset an optional it may leave empty), and doing nothing outside the
+  // database. Only what the last run did counts.
   using Op = absl::FunctionRef<absl::Status(Database&)>;
   // An operation that Submit() keeps until its group runs.
   using AsyncOp = std::function<absl::Status(Database&)>;
@@ -77,7 +87,7 @@ class GroupCommitWriter {
   // until the group is committed. Returns the status of `op` if it failed (its
   // changes undone), the commit's error if the group could not be
   // committed (nothing of the group is kept), else OK. `op` may be called
-  // at most once; it may capture the caller's locals by reference. While
+  // twice (see Op); it may capture the caller's locals by reference. While
   // this thread leads a group it also calls the `done` of the submitted
   // operations in it before returning.
   absl::Status Run(Op op);
@@ -98,6 +108,15 @@ class GroupCommitWriter {
 
  private:
   struct Pending;
+
+  // Sets `error` on statuses[0, end) that are OK.
+  static void FailKept(const absl::Status& error, size_t end,
+                       std::vector<absl::Status>& statuses);
+  // Every status once SQLite rolled back the group's transaction by itself
+  // (disk full, I/O error) after an op ended with `cause`.
+  static std::vector<absl::Status> LostTransaction(
+      const Database& db, const absl::Status& cause,
+      std::vector<absl::Status>& statuses);
 
   // Runs the group at the front of the queue on this thread, completes its
   // operations (the submitted ones' `done` with mu_ released), and returns

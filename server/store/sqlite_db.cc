@@ -239,6 +239,7 @@ absl::StatusOr<Statement> Database::Prepare(absl::string_view sql) {
 
 absl::Status Database::Execute(absl::string_view sql) {
   const std::string text(sql);
+  ++executes_;
   char* error = nullptr;
   int rc = sqlite3_exec(db_, text.c_str(), nullptr, nullptr, &error);
   sqlite3_free(error);  // sqlite3_errmsg() still has it
@@ -247,6 +248,7 @@ absl::Status Database::Execute(absl::string_view sql) {
 }
 
 absl::StatusOr<int64_t> Database::QueryInt64(absl::string_view sql) {
+  ++executes_;  // a pragma may write
   ASSIGN_OR_RETURN(sqlite3_stmt * raw, PrepareRaw(sql));
   Statement statement(this, raw, nullptr);
   ASSIGN_OR_RETURN(bool row, statement.Step());
@@ -257,6 +259,7 @@ absl::StatusOr<int64_t> Database::QueryInt64(absl::string_view sql) {
 }
 
 absl::StatusOr<std::string> Database::QueryText(absl::string_view sql) {
+  ++executes_;  // a pragma may write
   ASSIGN_OR_RETURN(sqlite3_stmt * raw, PrepareRaw(sql));
   Statement statement(this, raw, nullptr);
   ASSIGN_OR_RETURN(bool row, statement.Step());
@@ -276,6 +279,10 @@ int64_t Database::LastInsertRowId() const {
 }
 
 int64_t Database::Changes() const { return sqlite3_changes64(db_); }
+
+int64_t Database::ChangeCount() const {
+  return sqlite3_total_changes64(db_) + executes_;
+}
 
 bool Database::InTransaction() const { return !sqlite3_get_autocommit(db_); }
 

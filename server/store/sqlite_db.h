@@ -156,6 +156,13 @@ class Database {
   int64_t LastInsertRowId() const;
   // Rows changed by the last INSERT/UPDATE/DELETE on this connection.
   int64_t Changes() const;
+  // A count that moves whenever this connection may have changed the
+  // database: rows changed by INSERT/UPDATE/DELETE (triggers included)
+  // since it opened, plus one per Execute(), QueryInt64() and QueryText()
+  // call (schema scripts and pragmas, whose changes SQLite does not count;
+  // a prepared statement must not change the schema). Equal before and
+  // after some work: that work changed nothing.
+  int64_t ChangeCount() const;
   // Whether a transaction is open (SQLite may roll one back by itself
   // after some errors, e.g. disk full; callers that group work check this).
   bool InTransaction() const;
@@ -186,6 +193,7 @@ class Database {
 
   sqlite3* db_;
   const std::string path_;
+  int64_t executes_ = 0;  // Execute() and Query*() calls, for ChangeCount()
   absl::AnyInvocable<void(int)> wal_commit_hook_;
   // Keyed by SQL text. Node-based, so `in_use` flags stay put on rehash.
   absl::node_hash_map<std::string, CachedStatement> cache_;

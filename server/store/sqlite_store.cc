@@ -536,6 +536,7 @@ absl::Status LeaseRunOp(Database& db, int64_t team_id,
                         const std::vector<std::string>& datasets,
                         int64_t now_ms, int64_t ttl_ms,
                         std::optional<LeaseGrant>* grant) {
+  grant->reset();  // an op may run twice (GroupCommitWriter)
   {
     // An active worker is touched and goes on; anyone else gets the reason
     // (a second look, only on that path).
@@ -1010,6 +1011,7 @@ absl::StatusOr<InsertSweepResult> SqliteStore::InsertSweep(
     int64_t team_id, const NewSweep& sweep, int64_t now_ms) {
   InsertSweepResult result;
   RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
+    result = InsertSweepResult();  // an op may run twice (GroupCommitWriter)
     RETURN_IF_ERROR(CheckTeam(db, team_id));
     if (!sweep.idempotency_key.empty()) {
       ASSIGN_OR_RETURN(Statement select,
@@ -1176,6 +1178,7 @@ absl::StatusOr<std::pair<uint32_t, uint32_t>> SqliteStore::CancelSweep(
     int64_t team_id, int64_t sweep_id, int64_t now_ms) {
   std::pair<uint32_t, uint32_t> counts{0, 0};
   RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
+    counts = {0, 0};  // an op may run twice (GroupCommitWriter)
     RETURN_IF_ERROR(CheckSweepOfTeam(db, team_id, sweep_id));
     struct Pending {
       int64_t run_id;
@@ -1628,6 +1631,7 @@ absl::StatusOr<std::vector<ExpiredLease>> SqliteStore::ExpireLeases(
     int64_t now_ms) {
   std::vector<ExpiredLease> expired;
   RETURN_IF_ERROR(Write([&](Database& db) -> absl::Status {
+    expired.clear();  // an op may run twice (GroupCommitWriter)
     struct Row {
       ExpiredLease lease;
       uint32_t max_attempts;

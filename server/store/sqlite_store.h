@@ -223,7 +223,9 @@ class SqliteStore : public Store {
   absl::Status Read(DbFn fn);
 
   // Runs `fn` as one operation of the group-commit writer and returns once
-  // it is committed (or failed, with nothing of it kept).
+  // it is committed (or failed, with nothing of it kept). `fn` may run
+  // twice, the first run's changes rolled back (GroupCommitWriter::Op):
+  // it must set what it returns through captures, never append to it.
   absl::Status Write(DbFn fn) { return writer_->Run(fn); }
 
   // Destroyed last (shut down first, in the destructor): the write

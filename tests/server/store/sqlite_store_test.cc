@@ -561,6 +561,109 @@ TEST_P(SqliteStoreTest, FailingOperationIsRolledBackAloneInItsGroup) {
             1);
 }
 
+// Whether the calling op runs inside the writer's per-op savepoint: ROLLBACK
+// TO a savepoint that does not exist fails; to one that does, it undoes
+// nothing here (the probe has changed nothing).
+bool InOpSavepoint(Database& db) {
+  absl::StatusOr<Statement> probe = db.Prepare("ROLLBACK TO sweepq_op");
+  return probe.ok() && probe->Run().ok();
+}
+
+// The common case: an op that fails before it changes anything (a stale
+// lease, a duplicate refused by a constraint) costs its group nothing; no
+// op runs in a savepoint or runs twice.
+TEST_P(SqliteStoreTest, GroupRunsWithoutSavepointsWhenNoOpFailsAfterWriting) {
+  std::unique_ptr<Database> db = OpenDatabase();
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(db->Execute("CREATE TABLE t (k INTEGER PRIMARY KEY)").ok());
+  ASSERT_TRUE(db->Execute("INSERT INTO t (k) VALUES (1)").ok());
+  int runs = 0;
+  int in_savepoint = 0;
+  auto insert = [&](Database& db, int64_t key) -> absl::Status {
+    ++runs;
+    in_savepoint += InOpSavepoint(db);
+    absl::StatusOr<Statement> statement =
+        db.Prepare("INSERT INTO t (k) VALUES (?1)");
+    if (!statement.ok()) return statement.status();
+    statement->BindInt64(1, key);
+    return statement->Run();
+  };
+  auto second = [&](Database& db) { return insert(db, 2); };
+  auto duplicate = [&](Database& db) { return insert(db, 1); };
+  auto refused = [&](Database& db) -> absl::Status {
+    ++runs;
+    in_savepoint += InOpSavepoint(db);
+    return absl::FailedPreconditionError("lease is not current");
+  };
+  auto third = [&](Database& db) { return insert(db, 3); };
+  const std::vector<GroupCommitWriter::Op> ops = {second, duplicate, refused,
+                                                  third};
+
+  std::vector<absl::Status> statuses = GroupCommitWriter::RunGroup(*db, ops);
+
+  ASSERT_EQ(statuses.size(), 4u);
+  EXPECT_TRUE(statuses[0].ok()) << statuses[0];
+  EXPECT_EQ(statuses[1].code(), absl::StatusCode::kAlreadyExists);
+  EXPECT_EQ(statuses[2].code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_TRUE(statuses[3].ok()) << statuses[3];
+  EXPECT_EQ(runs, 4);
+  EXPECT_EQ(in_savepoint, 0);
+  EXPECT_EQ(db->QueryInt64("SELECT group_concat(k) = '1,2,3' FROM"
+                           " (SELECT k FROM t ORDER BY k)")
+                .value_or(0),
+            1);
+}
+
+// An op that fails after changing rows makes its group roll back and run
+// again from the start, each op in a savepoint: the ops before it run
+// twice (their first changes rolled back, so their rows are there once),
+// and only the failing op's changes are lost.
+TEST_P(SqliteStoreTest,
+       OpFailingAfterWritingMakesItsGroupRunAgainInSavepoints) {
+  std::unique_ptr<Database> db = OpenDatabase();
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(db->Execute("CREATE TABLE t (k INTEGER PRIMARY KEY)").ok());
+  auto insert = [](Database& db, int64_t key) -> absl::Status {
+    absl::StatusOr<Statement> statement =
+        db.Prepare("INSERT INTO t (k) VALUES (?1)");
+    if (!statement.ok()) return statement.status();
+    statement->BindInt64(1, key);
+    return statement->Run();
+  };
+  std::vector<bool> first_runs;  // whether each run was in a savepoint
+  int failing_runs = 0;
+  int third_runs = 0;
+  auto first = [&](Database& db) {
+    first_runs.push_back(InOpSavepoint(db));
+    return insert(db, 1);
+  };
+  auto failing = [&](Database& db) -> absl::Status {
+    ++failing_runs;
+    absl::Status written = insert(db, 2);
+    if (!written.ok()) return written;
+    return absl::InternalError("failed after writing");
+  };
+  auto third = [&](Database& db) {
+    ++third_runs;
+    return insert(db, 3);
+  };
+  const std::vector<GroupCommitWriter::Op> ops = {first, failing, third};
+
+  std::vector<absl::Status> statuses = GroupCommitWriter::RunGroup(*db, ops);
+
+  ASSERT_EQ(statuses.size(), 3u);
+  EXPECT_TRUE(statuses[0].ok()) << statuses[0];
+  EXPECT_EQ(statuses[1].code(), absl::StatusCode::kInternal);
+  EXPECT_TRUE(statuses[2].ok()) << statuses[2];
+  EXPECT_EQ(first_runs, (std::vector<bool>{false, true}));
+  EXPECT_EQ(failing_runs, 2);
+  EXPECT_EQ(third_runs, 1);  // the first pass stopped at the failing op
+  EXPECT_EQ(db->QueryInt64("SELECT group_concat(k) = '1,3' FROM"
+                           " (SELECT k FROM t ORDER BY k)")
+                .value_or(0),
+            1);
+}
+
 TEST_P(SqliteStoreTest, WriterCommitsEveryQueuedOperation) {
   std::unique_ptr<Database> db = OpenDatabase();
   ASSERT_NE(db, nullptr);
