@@ -143,7 +143,10 @@ std::vector<absl::Status> GroupCommitWriter::RunGroup(
   for (size_t i = 0; i < ops.size(); ++i) {
     const int64_t changes_before = db.ChangeCount();
     statuses[i] = ops[i](db);
-    if (!db.InTransaction()) return LostTransaction(db, statuses[i], statuses);
+    if (!db.InTransaction()) {
+      MarkLost(db, statuses[i], statuses);
+      return statuses;
+    }
     if (!statuses[i].ok() && db.ChangeCount() != changes_before) {
       // It failed after changing rows, and only a savepoint taken before
       // it could undo its changes alone.
@@ -161,6 +164,7 @@ std::vector<absl::Status> GroupCommitWriter::RunGroup(
   // may run twice: see Op).
   VLOG(1) << "an operation failed after writing; its group of " << ops.size()
           << " runs again with a savepoint per operation";
+  statuses.assign(ops.size(), absl::OkStatus());  // nothing of the first pass
   absl::Status undone = transaction.Rollback();
   if (!undone.ok()) {
     FailKept(undone, ops.size(), statuses);
@@ -187,7 +191,10 @@ std::vector<absl::Status> GroupCommitWriter::RunGroup(
       }
     }
     statuses[i] = status;
-    if (!db.InTransaction()) return LostTransaction(db, status, statuses);
+    if (!db.InTransaction()) {
+      MarkLost(db, status, statuses);
+      return statuses;
+    }
   }
   absl::Status committed = again.Commit();
   if (!committed.ok()) FailKept(committed, ops.size(), statuses);
@@ -202,9 +209,8 @@ void GroupCommitWriter::FailKept(const absl::Status& error, size_t end,
   }
 }
 
-std::vector<absl::Status> GroupCommitWriter::LostTransaction(
-    const Database& db, const absl::Status& cause,
-    std::vector<absl::Status>& statuses) {
+void GroupCommitWriter::MarkLost(const Database& db, const absl::Status& cause,
+                                 std::vector<absl::Status>& statuses) {
   // Some errors (disk full, I/O) make SQLite roll back the whole
   // transaction: the ops before this one lost their changes, and the ones
   // after it must not run outside a transaction.
@@ -212,7 +218,6 @@ std::vector<absl::Status> GroupCommitWriter::LostTransaction(
       "the write transaction on ", db.path(),
       " was rolled back: ", cause.ok() ? "unknown error" : cause.message()));
   FailKept(lost, statuses.size(), statuses);
-  return std::move(statuses);
 }
 
 }  // namespace sweepq::store

@@ -112,11 +112,10 @@ class GroupCommitWriter {
   // Sets `error` on statuses[0, end) that are OK.
   static void FailKept(const absl::Status& error, size_t end,
                        std::vector<absl::Status>& statuses);
-  // Every status once SQLite rolled back the group's transaction by itself
-  // (disk full, I/O error) after an op ended with `cause`.
-  static std::vector<absl::Status> LostTransaction(
-      const Database& db, const absl::Status& cause,
-      std::vector<absl::Status>& statuses);
+  // Sets the statuses once SQLite rolled back the group's transaction by
+  // itself (disk full, I/O error) after an op ended with `cause`.
+  static void MarkLost(const Database& db, const absl::Status& cause,
+                       std::vector<absl::Status>& statuses);
 
   // Runs the group at the front of the queue on this thread, completes its
   // operations (the submitted ones' `done` with mu_ released), and returns

@@ -664,6 +664,56 @@ TEST_P(SqliteStoreTest,
             1);
 }
 
+// A full database (max_page_count stands in for a full disk) fails the op
+// that needed the space with RESOURCE_EXHAUSTED. Whether SQLite undid just
+// that statement or the whole transaction, every op reported OK has its
+// row committed and no other op does.
+TEST_P(SqliteStoreTest, FullDatabaseFailsTheGroupsOpsConsistently) {
+  std::unique_ptr<Database> db = OpenDatabase();
+  ASSERT_NE(db, nullptr);
+  ASSERT_TRUE(
+      db->Execute("CREATE TABLE t (k INTEGER PRIMARY KEY, v BLOB)").ok());
+  absl::StatusOr<int64_t> pages = db->QueryInt64("PRAGMA page_count");
+  ASSERT_TRUE(pages.ok()) << pages.status();
+  ASSERT_TRUE(
+      db->QueryInt64(absl::StrCat("PRAGMA max_page_count = ", *pages + 8))
+          .ok());
+  auto insert = [](Database& db, int64_t key, int bytes) -> absl::Status {
+    absl::StatusOr<Statement> statement =
+        db.Prepare("INSERT INTO t (k, v) VALUES (?1, ?2)");
+    if (!statement.ok()) return statement.status();
+    statement->BindInt64(1, key);
+    statement->BindBlob(2, std::string(bytes, 'x'));
+    return statement->Run();
+  };
+  auto small = [&](int64_t key) {
+    return [&insert, key](Database& db) { return insert(db, key, 100); };
+  };
+  auto first = small(1);
+  auto huge = [&](Database& db) { return insert(db, 2, 1 << 20); };
+  auto third = small(3);
+  const std::vector<GroupCommitWriter::Op> ops = {first, huge, third};
+
+  std::vector<absl::Status> statuses = GroupCommitWriter::RunGroup(*db, ops);
+
+  ASSERT_EQ(statuses.size(), 3u);
+  EXPECT_EQ(statuses[1].code(), absl::StatusCode::kResourceExhausted)
+      << statuses[1];
+  EXPECT_FALSE(db->InTransaction());
+  std::unique_ptr<Database> other = OpenDatabase();
+  ASSERT_NE(other, nullptr);
+  for (int64_t key : {1, 2, 3}) {
+    absl::StatusOr<Statement> select =
+        other->Prepare("SELECT 1 FROM t WHERE k = ?1");
+    ASSERT_TRUE(select.ok()) << select.status();
+    select->BindInt64(1, key);
+    absl::StatusOr<bool> row = select->Step();
+    ASSERT_TRUE(row.ok()) << row.status();
+    EXPECT_EQ(*row, statuses[key - 1].ok())
+        << "key " << key << ": " << statuses[key - 1];
+  }
+}
+
 TEST_P(SqliteStoreTest, WriterCommitsEveryQueuedOperation) {
   std::unique_ptr<Database> db = OpenDatabase();
   ASSERT_NE(db, nullptr);
