@@ -21,8 +21,10 @@ struct GroupCommitWriter::Pending {
 };
 
 GroupCommitWriter::GroupCommitWriter(std::unique_ptr<Database> db,
-                                     size_t max_group_ops)
+                                     size_t max_group_ops,
+                                     bool run_every_group_twice)
     : max_group_ops_(max_group_ops < 1 ? 1 : max_group_ops),
+      run_every_group_twice_(run_every_group_twice),
       db_(std::move(db)) {
   writer_thread_ = std::thread([this] { WriterLoop(); });
   NameThread(writer_thread_, "sweepq-writer");
@@ -84,7 +86,8 @@ void GroupCommitWriter::LeadGroup() {
     ops.push_back(p->sync_op != nullptr ? *p->sync_op : Op(p->async_op));
   }
   mu_.Unlock();
-  std::vector<absl::Status> statuses = RunGroup(*db_, ops);
+  std::vector<absl::Status> statuses =
+      RunGroup(*db_, ops, run_every_group_twice_);
   mu_.Lock();
   std::vector<std::unique_ptr<Pending>> submitted;
   for (size_t i = 0; i < n; ++i) {
@@ -118,8 +121,9 @@ void GroupCommitWriter::WriterLoop() {
   }
 }
 
-std::vector<absl::Status> GroupCommitWriter::RunGroup(
-    Database& db, absl::Span<const Op> ops) {
+std::vector<absl::Status> GroupCommitWriter::RunGroup(Database& db,
+                                                      absl::Span<const Op> ops,
+                                                      bool twice) {
   std::vector<absl::Status> statuses(ops.size());
   Transaction transaction(&db);
   absl::Status begun = transaction.Begin(Transaction::Mode::kImmediate);
@@ -127,7 +131,7 @@ std::vector<absl::Status> GroupCommitWriter::RunGroup(
     FailKept(begun, ops.size(), statuses);
     return statuses;
   }
-  if (ops.size() == 1) {
+  if (ops.size() == 1 && !twice) {
     // Alone in its group, the op needs no savepoint: on failure the
     // transaction (the destructor) rolls back exactly its changes.
     statuses[0] = ops[0](db);
@@ -154,7 +158,7 @@ std::vector<absl::Status> GroupCommitWriter::RunGroup(
       break;
     }
   }
-  if (!undo_alone) {
+  if (!undo_alone && !twice) {
     absl::Status committed = transaction.Commit();
     if (!committed.ok()) FailKept(committed, ops.size(), statuses);
     return statuses;
@@ -162,7 +166,7 @@ std::vector<absl::Status> GroupCommitWriter::RunGroup(
 
   // Again from the start, each op inside its own savepoint this time (an op
   // may run twice: see Op).
-  VLOG(1) << "an operation failed after writing; its group of " << ops.size()
+  VLOG(1) << "the group of " << ops.size()
           << " runs again with a savepoint per operation";
   statuses.assign(ops.size(), absl::OkStatus());  // nothing of the first pass
   absl::Status undone = transaction.Rollback();

@@ -68,8 +68,12 @@ class GroupCommitWriter {
 
   // Takes `db`, which must not be used by anyone else from now on, and
   // starts the writer thread. A group holds at most `max_group_ops` (>= 1)
-  // operations.
-  GroupCommitWriter(std::unique_ptr<Database> db, size_t max_group_ops);
+  // operations. With `run_every_group_twice` (for tests) every group is
+  // rolled back after its first pass and runs again, as if an op had
+  // failed after writing: the ops' contract (see Op) put to work on every
+  // write.
+  GroupCommitWriter(std::unique_ptr<Database> db, size_t max_group_ops,
+                    bool run_every_group_twice = false);
 
   // Shutdown(), then closes the connection.
   ~GroupCommitWriter();
@@ -102,9 +106,11 @@ class GroupCommitWriter {
 
   // Runs `ops` on `db` as one group (see the class comment) on the calling
   // thread and returns one status per op. Exposed for tests of the grouping
-  // itself; `db` must have no transaction open.
+  // itself; `db` must have no transaction open. `twice`: see the
+  // constructor's `run_every_group_twice`.
   static std::vector<absl::Status> RunGroup(Database& db,
-                                            absl::Span<const Op> ops);
+                                            absl::Span<const Op> ops,
+                                            bool twice = false);
 
  private:
   struct Pending;
@@ -126,6 +132,7 @@ class GroupCommitWriter {
   void WriterLoop();
 
   const size_t max_group_ops_;
+  const bool run_every_group_twice_;
   std::unique_ptr<Database> db_;  // used only by the current leader
 
   absl::Mutex mu_;

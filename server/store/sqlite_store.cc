@@ -894,10 +894,11 @@ absl::StatusOr<std::unique_ptr<SqliteStore>> SqliteStore::Open(
                      Database::Open(options.path, read_options));
     readers.push_back(std::move(reader));
   }
-  return std::unique_ptr<SqliteStore>(
-      new SqliteStore(std::make_unique<GroupCommitWriter>(
-                          std::move(writer), options.max_group_commit_ops),
-                      std::move(checkpointer), std::move(readers)));
+  return std::unique_ptr<SqliteStore>(new SqliteStore(
+      std::make_unique<GroupCommitWriter>(std::move(writer),
+                                          options.max_group_commit_ops,
+                                          options.run_every_group_twice),
+      std::move(checkpointer), std::move(readers)));
 }
 
 int64_t SqliteStore::checkpoints_completed() {

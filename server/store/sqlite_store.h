@@ -48,6 +48,10 @@ struct SqliteStoreOptions {
   int checkpoint_frames = 4000;
   // How long a connection waits for a lock held by another process.
   int busy_timeout_ms = 5000;
+  // For tests: every group of writes runs twice, the first pass rolled
+  // back (GroupCommitWriter's run_every_group_twice), so that a write that
+  // does not start over when it runs again shows.
+  bool run_every_group_twice = false;
 };
 
 // A Store on a SQLite database in WAL mode, as store.h and the contract
