@@ -655,14 +655,15 @@ int main(int argc, char** argv) {
   const int rounds = with_optuna ? std::max(1, absl::GetFlag(FLAGS_rounds)) : 1;
   PhaseResult trial;  // every round's load together
   std::vector<double> ours_rates, optuna_rates, round_ratios;
+  bool optuna_ok = with_optuna;
   for (int round = 1; round <= rounds; ++round) {
     double optuna_rate = 0;
-    if (with_optuna) {
+    if (optuna_ok) {
       sync();  // our last round's pages reach the disk before Optuna's fsyncs
       optuna_rate =
           RunOptuna(dir, round, absl::GetFlag(FLAGS_optuna_trials), batches);
-      if (optuna_rate <= 0) break;  // RunOptuna said why
-      optuna_rates.push_back(optuna_rate);
+      optuna_ok = optuna_rate > 0;  // else RunOptuna said why
+      if (optuna_ok) optuna_rates.push_back(optuna_rate);
     }
     PhaseResult load =
         RunLoad(address, tokens.member_token, tokens.worker_token, workers,
@@ -688,6 +689,7 @@ int main(int argc, char** argv) {
                           load.lease_ms.end());
     trial.report_ms.insert(trial.report_ms.end(), load.report_ms.begin(),
                            load.report_ms.end());
+    if (!optuna_ok) break;  // without the reference one phase is enough
   }
   const double ours_trials = Median(ours_rates);
   std::cout << absl::StrFormat(
