@@ -29,9 +29,9 @@ namespace sweepq::store {
 // failed before changing anything (nearly every failure) has none; if one
 // failed after changing rows, the group is rolled back and runs again with
 // each operation inside its own SAVEPOINT, so that its changes are undone
-// alone. Only then is any operation of the group reported
-// done, so "done with OK" means the change is in the database (durable as
-// the connection's synchronous pragma makes it). One fsync and one lock
+// alone. No operation of the group is reported done before the COMMIT, so
+// "done with OK" means the change is in the database (durable as the
+// connection's synchronous pragma makes it). One fsync and one lock
 // round trip are shared by every write that arrived while the previous
 // group was committing.
 //
