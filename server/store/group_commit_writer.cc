@@ -128,7 +128,7 @@ std::vector<absl::Status> GroupCommitWriter::RunGroup(Database& db,
   Transaction transaction(&db);
   absl::Status begun = transaction.Begin(Transaction::Mode::kImmediate);
   if (!begun.ok()) {
-    FailKept(begun, ops.size(), statuses);
+    FailKept(begun, statuses);
     return statuses;
   }
   if (ops.size() == 1 && !twice) {
@@ -160,7 +160,7 @@ std::vector<absl::Status> GroupCommitWriter::RunGroup(Database& db,
   }
   if (!undo_alone && !twice) {
     absl::Status committed = transaction.Commit();
-    if (!committed.ok()) FailKept(committed, ops.size(), statuses);
+    if (!committed.ok()) FailKept(committed, statuses);
     return statuses;
   }
 
@@ -171,13 +171,13 @@ std::vector<absl::Status> GroupCommitWriter::RunGroup(Database& db,
   statuses.assign(ops.size(), absl::OkStatus());  // nothing of the first pass
   absl::Status undone = transaction.Rollback();
   if (!undone.ok()) {
-    FailKept(undone, ops.size(), statuses);
+    FailKept(undone, statuses);
     return statuses;
   }
   Transaction again(&db);
   begun = again.Begin(Transaction::Mode::kImmediate);
   if (!begun.ok()) {
-    FailKept(begun, ops.size(), statuses);
+    FailKept(begun, statuses);
     return statuses;
   }
   for (size_t i = 0; i < ops.size(); ++i) {
@@ -201,15 +201,15 @@ std::vector<absl::Status> GroupCommitWriter::RunGroup(Database& db,
     }
   }
   absl::Status committed = again.Commit();
-  if (!committed.ok()) FailKept(committed, ops.size(), statuses);
+  if (!committed.ok()) FailKept(committed, statuses);
   return statuses;
 }
 
-void GroupCommitWriter::FailKept(const absl::Status& error, size_t end,
+void GroupCommitWriter::FailKept(const absl::Status& error,
                                  std::vector<absl::Status>& statuses) {
   // The ops that had succeeded lose their changes with the transaction.
-  for (size_t i = 0; i < end; ++i) {
-    if (statuses[i].ok()) statuses[i] = error;
+  for (absl::Status& status : statuses) {
+    if (status.ok()) status = error;
   }
 }
 
@@ -221,7 +221,7 @@ void GroupCommitWriter::MarkLost(const Database& db, const absl::Status& cause,
   const absl::Status lost = absl::UnavailableError(absl::StrCat(
       "the write transaction on ", db.path(),
       " was rolled back: ", cause.ok() ? "unknown error" : cause.message()));
-  FailKept(lost, statuses.size(), statuses);
+  FailKept(lost, statuses);
 }
 
 }  // namespace sweepq::store

@@ -115,8 +115,8 @@ class GroupCommitWriter {
  private:
   struct Pending;
 
-  // Sets `error` on statuses[0, end) that are OK.
-  static void FailKept(const absl::Status& error, size_t end,
+  // Sets `error` on the statuses that are OK.
+  static void FailKept(const absl::Status& error,
                        std::vector<absl::Status>& statuses);
   // Sets the statuses once SQLite rolled back the group's transaction by
   // itself (disk full, I/O error) after an op ended with `cause`.
