@@ -174,6 +174,11 @@ double ThreadCpuSeconds(absl::string_view name) {
   return total;
 }
 
+// Microseconds of `cpu_seconds` per trial (0 without trials).
+double UsPerTrial(double cpu_seconds, int64_t trials) {
+  return trials > 0 ? 1e6 * cpu_seconds / static_cast<double>(trials) : 0;
+}
+
 struct PhaseResult {
   double seconds = 0;
   double cpu_seconds = 0;  // of the whole process during the phase
@@ -675,11 +680,8 @@ int main(int argc, char** argv) {
       std::cout << absl::StrFormat(
           "round %d: optuna %.1f trials/s, ours %.0f trials/s (%.0f us CPU "
           "per trial), ratio %.1f\n",
-          round, optuna_rate, rate,
-          load.trials > 0
-              ? 1e6 * load.cpu_seconds / static_cast<double>(load.trials)
-              : 0.0,
-          rate / optuna_rate);
+          round, optuna_rate, rate, UsPerTrial(load.cpu_seconds, load.trials),
+          round_ratios.back());
     }
     trial.seconds += load.seconds;
     trial.cpu_seconds += load.cpu_seconds;
@@ -702,9 +704,7 @@ int main(int argc, char** argv) {
           : std::string("one phase"),
       Percentile(trial.lease_ms, 0.5), Percentile(trial.lease_ms, 0.99),
       Percentile(trial.report_ms, 0.5), Percentile(trial.report_ms, 0.99),
-      trial.trials > 0
-          ? 1e6 * trial.cpu_seconds / static_cast<double>(trial.trials)
-          : 0.0,
+      UsPerTrial(trial.cpu_seconds, trial.trials),
       server != nullptr ? "server and generator" : "generator alone",
       trial.seconds > 0 ? trial.cpu_seconds / trial.seconds : 0.0);
   if (server != nullptr && trial.trials > 0) {
@@ -714,7 +714,7 @@ int main(int argc, char** argv) {
         "ours   trial shape: the store's writer thread (sweepq-writer) was "
         "busy %.0f%% of the phase, %.0f us per trial\n",
         100 * trial.writer_cpu_seconds / trial.seconds,
-        1e6 * trial.writer_cpu_seconds / static_cast<double>(trial.trials));
+        UsPerTrial(trial.writer_cpu_seconds, trial.trials));
   }
   const double optuna = Median(optuna_rates);
   if (with_optuna && !optuna_rates.empty()) {
